@@ -1,0 +1,1 @@
+"""asr: recurrent-network CTC speech recognition."""

@@ -1,0 +1,1 @@
+"""Decoders: CTC log-probs -> typed hypotheses."""

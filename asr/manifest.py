@@ -1,0 +1,103 @@
+"""JSONL manifests: one utterance a line, the only interface between data_prep/ and asr/.
+
+Each line is a JSON object with the fields ``id, audio_path, duration, text, speaker``
+(lhotse/NeMo-style names). ``audio_path`` is absolute, or relative to the manifest's folder.
+Optional fields (``offset`` for a segment start in seconds, ``lang``...) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from asr.errors import UserError
+
+REQUIRED = ("id", "audio_path", "duration", "text", "speaker")
+
+
+@dataclass
+class Utterance:
+    """One manifest line."""
+
+    id: str
+    audio_path: str
+    duration: float
+    text: str
+    speaker: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return json.dumps(d, ensure_ascii=False)
+
+
+def parse_line(line: str, where: str, base: Path | None = None) -> Utterance:
+    """Parse one manifest line; ``where`` ("file:line") goes into error messages."""
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    missing = [k for k in REQUIRED if k not in d]
+    if missing:
+        raise UserError(f"{where}: missing field(s) {', '.join(missing)}")
+    for k in ("id", "audio_path", "text", "speaker"):
+        if not isinstance(d[k], str):
+            raise UserError(f"{where}: field '{k}' must be a string, got {d[k]!r}")
+    dur = d["duration"]
+    if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not dur >= 0:
+        raise UserError(f"{where}: field 'duration' must be a non-negative number, got {dur!r}")
+    path = d["audio_path"]
+    if base is not None and not os.path.isabs(path):
+        path = str(base / path)
+    extra = {k: v for k, v in d.items() if k not in REQUIRED}
+    return Utterance(d["id"], path, float(dur), d["text"], d["speaker"], extra)
+
+
+def read_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Read a JSONL manifest. Raises UserError naming the file and line on any problem,
+    including duplicate ids."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"manifest not found: {p}")
+    utts: list[Utterance] = []
+    seen: dict[str, int] = {}
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            u = parse_line(line, f"{p}:{n}", base=p.parent.resolve())
+            if u.id in seen:
+                raise UserError(f"{p}:{n}: duplicate id '{u.id}' (first on line {seen[u.id]})")
+            seen[u.id] = n
+            utts.append(u)
+    return utts
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, fsync and rename: never a partial file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_manifest(path: str | os.PathLike, utts: Iterable[Utterance]) -> None:
+    """Write utterances as JSONL, atomically."""
+    atomic_write_text(path, "".join(u.to_json() + "\n" for u in utts))
