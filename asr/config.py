@@ -1,0 +1,168 @@
+"""Typed experiment config: one dataclass per module, composed here, read from strict YAML.
+
+YAML holds values only. Unknown keys and wrong types fail with one line naming the key;
+``key.sub=value`` overrides from the command line are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asr.errors import UserError
+from asr.features import FeatureConfig, SpecAugmentConfig
+from asr.model import ModelConfig
+from asr.tokenizer import TextNorm
+
+
+@dataclass
+class TokenizerConfig:
+    """kind: char | bpe | phone. vocab_size for bpe; lexicon file for phone (optional)."""
+
+    kind: str = "char"
+    vocab_size: int = 64
+    lexicon: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("char", "bpe", "phone"):
+            raise ValueError(f"tokenizer.kind must be char, bpe or phone, got '{self.kind}'")
+
+
+@dataclass
+class DataConfig:
+    """Batching and filtering. max_frames: padded input frames per batch (frame budget)."""
+
+    max_frames: int = 20000
+    max_batch: int = 64
+    max_duration: float = 30.0
+    min_duration: float = 0.05
+    speed_perturb: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    cache_features: bool = True
+    num_buckets: int = 10
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. Schedule: linear warm-up over warmup_steps, then cosine decay to min_lr."""
+
+    epochs: int = 30
+    lr: float = 2e-3
+    min_lr: float = 2e-5
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    grad_clip: float = 5.0
+    seed: int = 1234
+    patience: int = 0  # early stopping: epochs without dev improvement; 0 disables
+    average_best: int = 5
+    keep_checkpoints: int = 5
+    checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0: only at epoch ends
+    amp: bool = True  # mixed precision, used on CUDA only
+    select_metric: str = "wer"
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+
+@dataclass
+class ExperimentConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    text: TextNorm = field(default_factory=TextNorm)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if type(value) is not tp:
+            raise UserError(f"config key '{key}' must be {tp.__name__}, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise UserError(f"config key '{key}' must be a list, got {value!r}")
+        return [_check_type(v, item, key) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check_type(value, arg, key)
+            except UserError:
+                pass
+        raise UserError(f"config key '{key}' has the wrong type: {value!r}")
+    return value
+
+
+def from_dict(cls: type, d: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested dict, strictly (unknown keys, wrong types fail)."""
+    if not isinstance(d, dict):
+        raise UserError(f"config section '{prefix or 'root'}' must be a mapping, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        where = f" in '{prefix}'" if prefix else ""
+        raise UserError(f"unknown config key(s){where}: {', '.join(unknown)} "
+                        f"(known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in d.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, key)
+        else:
+            kwargs[name] = _check_type(value, tp, key)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        raise UserError(f"bad config value: {e}") from None
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b=value`` strings (value parsed as YAML) to a nested dict in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override '{item}' must look like section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"override '{item}': value is not valid YAML") from None
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override '{item}': '{p}' is not a section")
+        node[parts[-1]] = value
+    return d
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read a YAML config (or defaults when ``path`` is None) and apply overrides."""
+    d: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"config file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return from_dict(ExperimentConfig, apply_overrides(d, list(overrides)))
+
+
+def to_dict(cfg: ExperimentConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,181 @@
+"""Manifest -> filtered, tokenised utterances -> length-bucketed padded batches.
+
+Legend: B batch, T frames, F features, U target length. All randomness comes from
+``torch.Generator``s seeded by (seed, epoch) so an epoch's batches are reproducible on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+
+from asr.audio import load_audio, speed_perturb
+from asr.config import DataConfig
+from asr.features import FeatureConfig, FeatureExtractor, SpecAugmentConfig, apply_cmvn, spec_augment
+from asr.manifest import Utterance
+
+log = logging.getLogger(__name__)
+
+
+def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
+    """Frames the feature extractor yields for ``num_samples`` samples."""
+    if cfg.kind == "fbank":  # Kaldi snip_edges=True
+        return 0 if num_samples < cfg.win_length else 1 + (num_samples - cfg.win_length) // cfg.hop_length
+    return 1 + num_samples // cfg.hop_length  # centred STFT
+
+
+def ctc_min_frames(targets: list[int]) -> int:
+    """Fewest frames CTC needs for ``targets``: one per token plus a blank between repeats."""
+    repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
+    return len(targets) + repeats
+
+
+@dataclass
+class Example:
+    utt: Utterance
+    targets: list[int]
+    frames: int  # input frames at speed 1.0
+
+
+def filter_utterances(utts: list[Utterance], encode, fcfg: FeatureConfig, dcfg: DataConfig,
+                      subsample: int, what: str = "train") -> list[Example]:
+    """Keep utterances that tokenise, fit the duration limits, and that CTC can align at the
+    slowest (shortest) speed perturbation. Logs a count per reason."""
+    slowest = max(dcfg.speed_perturb or [1.0]) if what == "train" else 1.0
+    counts = {"untokenisable": 0, "too_long": 0, "too_short": 0, "ctc_infeasible": 0, "empty": 0}
+    out: list[Example] = []
+    for u in utts:
+        targets = encode(u.text)
+        if targets is None:
+            counts["untokenisable"] += 1
+            continue
+        if not targets:
+            counts["empty"] += 1
+            continue
+        if u.duration > dcfg.max_duration:
+            counts["too_long"] += 1
+            continue
+        if u.duration < dcfg.min_duration:
+            counts["too_short"] += 1
+            continue
+        frames = num_frames(int(u.duration * fcfg.sample_rate), fcfg)
+        avail = math.ceil(num_frames(int(u.duration * fcfg.sample_rate / slowest), fcfg) / subsample)
+        if avail < ctc_min_frames(targets):
+            counts["ctc_infeasible"] += 1
+            continue
+        out.append(Example(u, targets, frames))
+    dropped = {k: v for k, v in counts.items() if v}
+    log.info("%s: kept %d of %d utterances; dropped %s", what, len(out), len(utts),
+             dropped or "none")
+    return out
+
+
+@dataclass
+class Batch:
+    ids: list[str]
+    feats: torch.Tensor  # (B, T, F)
+    lens: torch.Tensor  # (B,)
+    targets: torch.Tensor  # (sum U,)
+    target_lens: torch.Tensor  # (B,)
+    seconds: float  # audio seconds in the batch
+
+
+def collate(ids: list[str], feats: list[torch.Tensor], targets: list[list[int]],
+            seconds: float) -> Batch:
+    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    flat = torch.tensor([t for ts in targets for t in ts], dtype=torch.long)
+    tlens = torch.tensor([len(t) for t in targets], dtype=torch.long)
+    return Batch(ids, padded, lens, flat, tlens, seconds)
+
+
+def make_batches(frames: list[int], max_frames: int, max_batch: int, num_buckets: int,
+                 gen: torch.Generator | None) -> list[list[int]]:
+    """Group indices into batches of similar length whose padded size (B * max T) stays within
+    ``max_frames``. With a generator, lengths are bucketed and batches shuffled; without, the
+    order is by length (for evaluation)."""
+    order = sorted(range(len(frames)), key=lambda i: frames[i])
+    if gen is not None and num_buckets > 1:
+        # Shuffle inside length buckets so batches differ between epochs but stay length-sorted.
+        size = math.ceil(len(order) / num_buckets)
+        buckets = [order[i:i + size] for i in range(0, len(order), size)]
+        order = []
+        for b in buckets:
+            order += [b[p] for p in torch.randperm(len(b), generator=gen).tolist()]
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    cur_max = 0
+    for i in order:
+        m = max(cur_max, frames[i])
+        if cur and (m * (len(cur) + 1) > max_frames or len(cur) >= max_batch):
+            batches.append(cur)
+            cur, m = [], frames[i]
+        cur.append(i)
+        cur_max = m
+    if cur:
+        batches.append(cur)
+    if gen is not None:
+        perm = torch.randperm(len(batches), generator=gen).tolist()
+        batches = [batches[p] for p in perm]
+    return batches
+
+
+class FeatureSource:
+    """Computes (and optionally caches) normalised features for an utterance at a speed."""
+
+    def __init__(self, fcfg: FeatureConfig, cmvn: dict[str, torch.Tensor] | None, cache: bool):
+        self.fcfg = fcfg
+        self.extract = FeatureExtractor(fcfg)
+        self.cmvn = cmvn
+        self.cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
+
+    def raw(self, u: Utterance, speed: float = 1.0) -> torch.Tensor:
+        key = (u.id, speed)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        offset = float(u.extra.get("offset", 0.0))
+        wave = load_audio(u.audio_path, self.fcfg.sample_rate, offset,
+                          u.duration if "offset" in u.extra else None)
+        wave = speed_perturb(wave, self.fcfg.sample_rate, speed)
+        feats = self.extract(wave)
+        if self.cache is not None:
+            self.cache[key] = feats
+        return feats
+
+    def __call__(self, u: Utterance, speed: float = 1.0) -> torch.Tensor:
+        feats = self.raw(u, speed)
+        return apply_cmvn(feats, self.cmvn) if self.cmvn is not None else feats
+
+
+def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConfig,
+                  spec: SpecAugmentConfig | None, seed: int, epoch: int):
+    """Yield ``(index, Batch)`` for one training epoch: speed perturbation and SpecAugment drawn
+    from generators seeded by (seed, epoch). The batch list is fixed before the first yield."""
+    gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+    speeds = dcfg.speed_perturb or [1.0]
+    choice = torch.randint(0, len(speeds), (len(examples),), generator=gen).tolist()
+    frames = [int(ex.frames / speeds[c]) for ex, c in zip(examples, choice)]
+    batches = make_batches(frames, dcfg.max_frames, dcfg.max_batch, dcfg.num_buckets, gen)
+    aug_seeds = torch.randint(0, 2**62, (len(batches),), generator=gen).tolist()
+    for bi, idx in enumerate(batches):
+        g = torch.Generator().manual_seed(aug_seeds[bi])
+        feats, targets, secs = [], [], 0.0
+        for i in idx:
+            f = source(examples[i].utt, speeds[choice[i]])
+            feats.append(spec_augment(f, spec, g) if spec is not None else f)
+            targets.append(examples[i].targets)
+            secs += examples[i].utt.duration
+        yield bi, collate([examples[i].utt.id for i in idx], feats, targets, secs)
+
+
+def eval_batches(utts: list[Utterance], source: FeatureSource, max_frames: int, max_batch: int):
+    """Yield Batches (no targets) over ``utts`` in length order, for decoding."""
+    frames = [max(1, num_frames(int(u.duration * source.fcfg.sample_rate), source.fcfg))
+              for u in utts]
+    for idx in make_batches(frames, max_frames, max_batch, 1, None):
+        feats = [source(utts[i]) for i in idx]
+        yield collate([utts[i].id for i in idx], feats, [[] for _ in idx],
+                      sum(utts[i].duration for i in idx))

@@ -1,0 +1,30 @@
+"""Typed decoding results shared by every decoder."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class WordTiming(NamedTuple):
+    word: str
+    start: float  # seconds
+    end: float  # seconds
+    confidence: float  # in [0, 1]
+
+
+class Hypothesis(NamedTuple):
+    """One decoded utterance.
+
+    Attributes:
+        text: the words, space separated.
+        tokens: token ids (no blanks, repeats collapsed).
+        timesteps: output frame of each token.
+        words: word timings (empty when the tokenizer has no word notion).
+        score: total log-probability of the path (greedy) or decoder score (beam).
+    """
+
+    text: str
+    tokens: list[int]
+    timesteps: list[int]
+    words: list[WordTiming]
+    score: float

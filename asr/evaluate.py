@@ -1,0 +1,44 @@
+"""Decode a manifest with a model and score it: hypotheses file + WER/CER with S/D/I counts."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from asr.inference import Recognizer
+from asr.manifest import atomic_write_text, read_manifest
+from asr.metrics import char_errors, word_errors
+
+
+def evaluate(rec: Recognizer, manifest: str | Path, out_dir: str | Path) -> dict:
+    """Greedy-decode ``manifest``; write ``hyp.txt`` (``id text``), ``hyps.jsonl`` (with word
+    timings) and ``wer.json`` to ``out_dir``; return the summary dict."""
+    utts = read_manifest(manifest)
+    for u in utts:
+        u.text = rec.norm(u.text)
+    t0 = time.time()
+    hyps = rec.decode_utterances(utts)
+    elapsed = time.time() - t0
+    out = Path(out_dir)
+    refs = [u.text for u in utts]
+    texts = [hyps[u.id].text for u in utts]
+    atomic_write_text(out / "hyp.txt", "".join(f"{u.id} {t}\n" for u, t in zip(utts, texts)))
+    atomic_write_text(out / "ref.txt", "".join(f"{u.id} {u.text}\n" for u in utts))
+    atomic_write_text(out / "hyps.jsonl", "".join(json.dumps({
+        "id": u.id, "text": hyps[u.id].text, "ref": u.text, "score": hyps[u.id].score,
+        "words": [w._asdict() for w in hyps[u.id].words]}) + "\n" for u in utts))
+    audio = sum(u.duration for u in utts)
+    summary = {"manifest": str(manifest), "utterances": len(utts), "decoder": "greedy",
+               "wer": word_errors(refs, texts).as_dict(), "cer": char_errors(refs, texts).as_dict(),
+               "audio_seconds": audio, "decode_seconds": elapsed,
+               "real_time_factor": elapsed / audio if audio else None}
+    atomic_write_text(out / "wer.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    w, c = s["wer"], s["cer"]
+    return (f"%WER {100 * w['rate']:.2f} [ {w['sub'] + w['dele'] + w['ins']} / {w['ref']}, "
+            f"{w['sub']} sub, {w['dele']} del, {w['ins']} ins ]  "
+            f"%CER {100 * c['rate']:.2f}  ({s['utterances']} utterances)")

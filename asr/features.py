@@ -1,0 +1,156 @@
+"""Waveform -> (T, F) features: log-mel, MFCC, Kaldi fbank; deltas; global CMVN; SpecAugment.
+
+Legend: T frames, F feature dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio.compliance.kaldi as kaldi
+import torchaudio.functional as AF
+import torchaudio.transforms as AT
+
+KINDS = ("fbank", "logmel", "mfcc")
+
+
+@dataclass
+class FeatureConfig:
+    """Front-end settings, stored with the model.
+
+    Attributes:
+        kind: "fbank" (Kaldi-compatible, torchaudio.compliance.kaldi), "logmel" (librosa-style
+            slaney mel, natural log) or "mfcc" (DCT of dB mel, like librosa.feature.mfcc).
+        sample_rate: the model's rate; audio is resampled to it.
+        n_mels: mel bands. n_mfcc: cepstra kept for "mfcc".
+        win_ms, hop_ms: analysis window and shift in milliseconds.
+        deltas: 0 none, 1 adds deltas, 2 adds deltas and delta-deltas.
+    """
+
+    kind: str = "fbank"
+    sample_rate: int = 16000
+    n_mels: int = 80
+    n_mfcc: int = 13
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    deltas: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"features.kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
+        if self.deltas not in (0, 1, 2):
+            raise ValueError(f"features.deltas must be 0, 1 or 2, got {self.deltas}")
+        if self.sample_rate < 1000 or self.n_mels < 1 or self.hop_ms <= 0 or self.win_ms <= 0:
+            raise ValueError("features: sample_rate, n_mels, win_ms and hop_ms must be positive")
+
+    @property
+    def dim(self) -> int:
+        base = self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        return base * (1 + self.deltas)
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+
+def _n_fft(win_length: int) -> int:
+    return 1 << (win_length - 1).bit_length()
+
+
+class FeatureExtractor(torch.nn.Module):
+    """``(T_samples,)`` float waveform in [-1, 1] -> ``(T, F)`` features."""
+
+    def __init__(self, cfg: FeatureConfig):
+        super().__init__()
+        self.cfg = cfg
+        n_fft = _n_fft(cfg.win_length)
+        melkwargs = dict(n_fft=n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length,
+                         n_mels=cfg.n_mels, norm="slaney", mel_scale="slaney", center=True)
+        self.mel = AT.MelSpectrogram(sample_rate=cfg.sample_rate, power=2.0, **melkwargs)
+        self.mfcc = AT.MFCC(sample_rate=cfg.sample_rate, n_mfcc=cfg.n_mfcc, melkwargs=melkwargs)
+
+    @torch.no_grad()
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.kind == "fbank":
+            # Kaldi works on int16-scaled samples; dither 0 keeps features deterministic.
+            x = kaldi.fbank(wave.unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
+                            frame_length=cfg.win_ms, frame_shift=cfg.hop_ms, dither=0.0,
+                            energy_floor=0.0, sample_frequency=cfg.sample_rate)  # (T, F)
+        elif cfg.kind == "logmel":
+            x = torch.log(self.mel(wave) + 1e-10).T  # (T, F)
+        else:
+            x = self.mfcc(wave).T  # (T, F)
+        if cfg.deltas:
+            parts = [x.T]
+            for _ in range(cfg.deltas):
+                parts.append(AF.compute_deltas(parts[-1]))
+            x = torch.cat(parts, dim=0).T
+        return x.contiguous()
+
+
+class GlobalCMVN:
+    """Global mean/variance statistics accumulated over the training set."""
+
+    def __init__(self, dim: int):
+        self.count = 0
+        self.sum = torch.zeros(dim, dtype=torch.float64)
+        self.sumsq = torch.zeros(dim, dtype=torch.float64)
+
+    def accumulate(self, feats: torch.Tensor) -> None:
+        f = feats.double()
+        self.count += f.shape[0]
+        self.sum += f.sum(0)
+        self.sumsq += (f * f).sum(0)
+
+    def stats(self) -> dict[str, torch.Tensor]:
+        """Return ``{"mean", "std"}`` float32 tensors (std floored at 1e-5)."""
+        if self.count == 0:
+            raise ValueError("CMVN: no frames accumulated")
+        mean = self.sum / self.count
+        var = (self.sumsq / self.count - mean * mean).clamp_min(1e-10)
+        return {"mean": mean.float(), "std": var.sqrt().clamp_min(1e-5).float()}
+
+
+def apply_cmvn(feats: torch.Tensor, stats: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Normalise ``(T, F)`` features with global mean and std."""
+    return (feats - stats["mean"]) / stats["std"]
+
+
+@dataclass
+class SpecAugmentConfig:
+    """SpecAugment (Park et al. 2019) without time warping.
+
+    Attributes:
+        freq_masks: number of frequency masks; freq_width: max width in bins.
+        time_masks: number of time masks; time_width: max width in frames;
+        time_ratio: a time mask never exceeds this fraction of the utterance.
+    """
+
+    freq_masks: int = 2
+    freq_width: int = 27
+    time_masks: int = 2
+    time_width: int = 40
+    time_ratio: float = 0.2
+
+
+def spec_augment(feats: torch.Tensor, cfg: SpecAugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Return a copy of normalised ``(T, F)`` features with masked bands set to 0 (the mean)."""
+    x = feats.clone()
+    T, F = x.shape
+    for _ in range(cfg.freq_masks):
+        w = int(torch.randint(0, cfg.freq_width + 1, (1,), generator=gen))
+        w = min(w, F)
+        f0 = int(torch.randint(0, F - w + 1, (1,), generator=gen))
+        x[:, f0:f0 + w] = 0.0
+    max_t = min(cfg.time_width, int(cfg.time_ratio * T))
+    for _ in range(cfg.time_masks):
+        w = int(torch.randint(0, max_t + 1, (1,), generator=gen))
+        t0 = int(torch.randint(0, T - w + 1, (1,), generator=gen))
+        x[t0:t0 + w, :] = 0.0
+    return x

@@ -1,0 +1,68 @@
+"""Training logs: a CSV row per epoch, TensorBoard scalars and a PNG of the learning curves."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from asr.manifest import atomic_write_text
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Write train loss and dev WER/CER against epoch as a PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r["train_loss"] for r in rows], marker="o")
+    a.set(xlabel="epoch", ylabel="CTC loss per utterance", title="training loss")
+    b.plot(epochs, [100 * r["dev_wer"] for r in rows], marker="o", label="dev WER")
+    b.plot(epochs, [100 * r["dev_cer"] for r in rows], marker="o", label="dev CER")
+    b.set(xlabel="epoch", ylabel="%", title="dev error rates")
+    b.legend()
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+class TrainLogger:
+    """Appends epoch rows to ``log.csv`` (rewritten atomically), mirrors them to TensorBoard
+    under ``tensorboard/`` and redraws ``curves.png``. On resume the CSV's rows are kept,
+    minus any epoch being redone."""
+
+    def __init__(self, exp: Path):
+        self.csv = exp / "log.csv"
+        self.png = exp / "curves.png"
+        self.rows: list[dict] = []
+        if self.csv.is_file():
+            with open(self.csv, newline="") as f:
+                self.rows = [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()}
+                             for r in csv.DictReader(f)]
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(exp / "tensorboard"))
+
+    def log(self, row: dict) -> None:
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(row))
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.csv, buf.getvalue())
+        for k, v in row.items():
+            if k != "epoch":
+                self.tb.add_scalar(k, v, row["epoch"])
+        self.tb.flush()
+        plot_curves(self.rows, self.png)
+
+    def close(self) -> None:
+        self.tb.close()

@@ -1,0 +1,281 @@
+"""Training: CTC loss, AdamW, warm-up + cosine schedule, clipping, AMP, checkpoints, resume,
+early stopping, and averaging of the best checkpoints into the final model file.
+
+Reads top to bottom: setup -> (resume) -> epochs of steps -> dev scoring -> checkpoint -> average.
+Every random draw comes from seeds derived from (seed, epoch), and the global RNG state is saved
+in every checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from asr.checkpoint import FORMAT, VERSION, atomic_save, safe_load
+from asr.config import ExperimentConfig, from_dict, to_dict, to_yaml
+from asr.data import Example, FeatureSource, filter_utterances, make_batches, train_batches
+from asr.errors import UserError
+from asr.features import GlobalCMVN
+from asr.inference import Recognizer
+from asr.logs import TrainLogger
+from asr.manifest import Utterance, atomic_write_text, read_manifest
+from asr.metrics import char_errors, word_errors
+from asr.model import CTCModel
+from asr.tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, tokenizer_from_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class State:
+    """What a checkpoint restores besides the tensors."""
+
+    epoch: int = 1  # epoch in progress (1-based)
+    step_in_epoch: int = 0  # batches of that epoch already done
+    global_step: int = 0
+    best: float = math.inf
+    bad_epochs: int = 0
+    skipped_steps: int = 0
+
+
+def build_tokenizer(cfg: ExperimentConfig, texts: list[str]):
+    t = cfg.tokenizer
+    if t.kind == "char":
+        return CharTokenizer.build(texts)
+    if t.kind == "bpe":
+        return BPETokenizer.build(texts, t.vocab_size)
+    lexicon = PhoneTokenizer.read_lexicon(t.lexicon) if t.lexicon else None
+    return PhoneTokenizer.build(texts, lexicon)
+
+
+def compute_cmvn(examples: list[Example], source: FeatureSource) -> dict[str, torch.Tensor]:
+    stats = GlobalCMVN(source.fcfg.dim)
+    for ex in tqdm(examples, desc="CMVN statistics", disable=None, leave=False):
+        stats.accumulate(source.raw(ex.utt))
+    return stats.stats()
+
+
+def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
+    """Linear warm-up to 1, then cosine decay to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def score_dev(rec: Recognizer, utts: list[Utterance]) -> dict[str, float]:
+    hyps = rec.decode_utterances(utts)
+    refs = [u.text for u in utts]
+    texts = [hyps[u.id].text for u in utts]
+    return {"dev_wer": word_errors(refs, texts).rate, "dev_cer": char_errors(refs, texts).rate}
+
+
+def normalise(utts: list[Utterance], cfg: ExperimentConfig) -> list[Utterance]:
+    for u in utts:
+        u.text = cfg.text(u.text)
+    return utts
+
+
+def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the model weights in ``paths`` (integer buffers from the last)."""
+    states = [safe_load(p, "checkpoint")["model"] for p in paths]
+    avg = {}
+    for k, v in states[-1].items():
+        avg[k] = (sum(s[k].double() for s in states) / len(states)).to(v.dtype) \
+            if v.is_floating_point() else v
+    return avg
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, train_manifest: str, dev_manifest: str,
+                 exp_dir: str | Path, resume: bool = False, device: str = "auto"):
+        self.exp = Path(exp_dir)
+        self.ckpt_dir = self.exp / "checkpoints"
+        self.last = self.ckpt_dir / "last.pt"
+        if resume and not self.last.is_file():
+            raise UserError(f"--resume: no checkpoint at {self.last}")
+        if not resume and self.last.is_file():
+            raise UserError(f"{self.exp} already holds a run; use --resume or another --exp-dir")
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if device == "auto" else device))
+        ckpt = safe_load(self.last, "checkpoint") if resume else None
+        if ckpt is not None:  # the run's own config wins over the command line on resume
+            cfg = from_dict(ExperimentConfig, ckpt["config"])
+        self.cfg = cfg
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.train.seed)
+        self.exp.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.exp / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(handler)
+        atomic_write_text(self.exp / "config.yaml", to_yaml(cfg))
+
+        train_utts = normalise(read_manifest(train_manifest), cfg)
+        self.dev_utts = normalise(read_manifest(dev_manifest), cfg)
+        self.tokenizer = (tokenizer_from_dict(ckpt["tokenizer"]) if ckpt
+                          else build_tokenizer(cfg, [u.text for u in train_utts]))
+        self.examples = filter_utterances(train_utts, self.tokenizer.encode, cfg.features,
+                                          cfg.data, cfg.model.subsample, "train")
+        if not self.examples:
+            raise UserError(f"{train_manifest}: no usable training utterances")
+        self.source = FeatureSource(cfg.features, None, cfg.data.cache_features)
+        cmvn = ckpt["cmvn"] if ckpt else compute_cmvn(self.examples, self.source)
+        self.source.cmvn = cmvn
+        self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device))
+        self.rec.source = FeatureSource(cfg.features, cmvn, cfg.data.cache_features)
+        self.model: CTCModel = self.rec.model
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
+                                     weight_decay=cfg.train.weight_decay)
+        n0 = len(make_batches([e.frames for e in self.examples], cfg.data.max_frames,
+                              cfg.data.max_batch, 1, None))
+        total = n0 * cfg.train.epochs
+        floor = cfg.train.min_lr / cfg.train.lr
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, cfg.train.warmup_steps, total, floor))
+        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
+        self.state = State()
+        self.logger = TrainLogger(self.exp)
+        if ckpt:
+            self._restore(ckpt)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        log.info("model: %s, %.2fM parameters, vocabulary %d, device %s", cfg.model.cell,
+                 n_params / 1e6, len(self.tokenizer.symbols), self.device)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _payload(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "config": to_dict(self.cfg),
+                "tokenizer": self.tokenizer.to_dict(), "cmvn": self.rec.cmvn,
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "state": vars(self.state).copy(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.state = State(**ckpt["state"])
+        torch.set_rng_state(ckpt["rng"])
+        if ckpt["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        log.info("resumed from %s: epoch %d, batch %d", self.last, self.state.epoch,
+                 self.state.step_in_epoch)
+
+    def _save_epoch(self, epoch: int, metric: float) -> None:
+        path = self.ckpt_dir / f"epoch-{epoch}.pt"
+        atomic_save({"format": FORMAT, "version": VERSION, "model": self.model.state_dict(),
+                     "metric": metric, "epoch": epoch}, path)
+        self._rotate()
+
+    def _epoch_files(self) -> list[tuple[float, int, Path]]:
+        out = []
+        for p in self.ckpt_dir.glob("epoch-*.pt"):
+            meta = safe_load(p, "checkpoint")
+            out.append((meta["metric"], meta["epoch"], p))
+        return sorted(out)
+
+    def _rotate(self) -> None:
+        keep = max(self.cfg.train.keep_checkpoints, self.cfg.train.average_best)
+        for _, _, p in self._epoch_files()[keep:]:
+            p.unlink()
+
+    # -- training ----------------------------------------------------------------------------
+    def _step(self, batch) -> float | None:
+        feats, lens = batch.feats.to(self.device), batch.lens.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            log_probs, out_lens = self.model(feats, lens)
+        loss = self.ctc(log_probs.transpose(0, 1).float(), batch.targets.to(self.device),
+                        out_lens, batch.target_lens.to(self.device)) / len(batch.ids)
+        if not torch.isfinite(loss):
+            return None
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        if not torch.isfinite(norm) and not self.use_amp:
+            self.opt.zero_grad(set_to_none=True)
+            return None
+        self.scaler.step(self.opt)  # skips the update itself on inf grads under AMP
+        self.scaler.update()
+        self.sched.step()
+        return loss.item()
+
+    def _run_epoch(self, epoch: int) -> float:
+        cfg, st = self.cfg, self.state
+        if st.step_in_epoch == 0:
+            torch.manual_seed(cfg.train.seed * 1000 + epoch)  # dropout draws of this epoch
+        self.model.train()
+        total, count, secs, t0 = 0.0, 0, 0.0, time.time()
+        batches = train_batches(self.examples, self.source, cfg.data, cfg.specaug,
+                                cfg.train.seed, epoch)
+        bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None, dynamic_ncols=True)
+        for bi, batch in batches:
+            if bi < st.step_in_epoch:  # already done before the interruption
+                continue
+            loss = self._step(batch)
+            st.step_in_epoch, st.global_step = bi + 1, st.global_step + 1
+            if loss is None:
+                st.skipped_steps += 1
+                log.warning("non-finite loss or gradient at step %d: update skipped (%d so far)",
+                            st.global_step, st.skipped_steps)
+            else:
+                total, count = total + loss, count + 1
+            secs += batch.seconds
+            bar.update(1)
+            bar.set_postfix(loss=f"{total / max(1, count):.3f}",
+                            audio_s_per_s=f"{secs / (time.time() - t0):.0f}")
+            every = cfg.train.checkpoint_every_steps
+            if every and st.global_step % every == 0:
+                atomic_save(self._payload(), self.last)
+        bar.close()
+        if count == 0:
+            raise UserError(f"epoch {epoch}: every step had a non-finite loss; check the data "
+                            "and lower train.lr")
+        return total / count
+
+    def fit(self) -> Path:
+        cfg, st = self.cfg, self.state
+        while st.epoch <= cfg.train.epochs:
+            epoch, t0 = st.epoch, time.time()
+            train_loss = self._run_epoch(epoch)
+            dev = score_dev(self.rec, self.dev_utts)
+            metric = dev[f"dev_{cfg.train.select_metric}"]
+            improved = metric < st.best
+            st.best, st.bad_epochs = (metric, 0) if improved else (st.best, st.bad_epochs + 1)
+            row = {"epoch": epoch, "step": st.global_step, "train_loss": train_loss, **dev,
+                   "lr": self.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
+            self.logger.log(row)
+            log.info("epoch %d: loss %.3f  dev WER %.2f%%  CER %.2f%%  (%.0f s)", epoch,
+                     train_loss, 100 * dev["dev_wer"], 100 * dev["dev_cer"], row["seconds"])
+            self._save_epoch(epoch, metric)
+            st.epoch, st.step_in_epoch = epoch + 1, 0
+            stop = cfg.train.patience and st.bad_epochs >= cfg.train.patience
+            if stop:
+                st.epoch = cfg.train.epochs + 1  # a resumed run must not train further
+            atomic_save(self._payload(), self.last)
+            if stop:
+                log.info("early stopping: no dev improvement for %d epochs", st.bad_epochs)
+                break
+        return self.finish()
+
+    def finish(self) -> Path:
+        best = self._epoch_files()[: self.cfg.train.average_best]
+        log.info("averaging epochs %s", ", ".join(str(e) for _, e, _ in best))
+        self.model.load_state_dict(average_checkpoints([p for _, _, p in best]))
+        dev = score_dev(self.rec, self.dev_utts)
+        log.info("final (averaged) model: dev WER %.2f%%  CER %.2f%%", 100 * dev["dev_wer"],
+                 100 * dev["dev_cer"])
+        out = self.exp / "model.pt"
+        self.rec.save(out, {"averaged_epochs": [e for _, e, _ in best], "dev": dev})
+        self.logger.close()
+        return out

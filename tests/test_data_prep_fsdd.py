@@ -1,0 +1,94 @@
+"""data_prep.fsdd on a miniature recordings/ folder, plus a check against the real copy if present."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.errors import UserError
+from asr.manifest import read_manifest
+from data_prep.fsdd import prepare_fsdd
+
+SPEAKERS = ("jackson", "theo", "yweweler")
+REAL = Path("/work/shared/data/fsdd")
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rec = tmp_path / "fsdd" / "recordings"
+    rec.mkdir(parents=True)
+    for digit in (0, 7):
+        for spk in SPEAKERS:
+            for index in range(7):  # 0-4 official test, 5-6 train
+                n = 800 + 80 * index
+                sf.write(rec / f"{digit}_{spk}_{index}.wav", np.zeros(n, dtype=np.int16), 8000)
+    (rec / "notes.wav.txt").write_text("ignored")
+    return tmp_path / "fsdd"
+
+
+def test_official_split(corpus, tmp_path):
+    out = prepare_fsdd(corpus, tmp_path / "m")
+    train, test = read_manifest(out["train"]), read_manifest(out["test"])
+    assert len(train) == 2 * 3 * 2 and len(test) == 2 * 3 * 5
+    assert {u.id.rsplit("_", 1)[1] for u in train} == {"5", "6"}
+    u = next(u for u in train if u.id == "7_theo_6")
+    assert (u.text, u.speaker) == ("SEVEN", "theo")
+    assert u.duration == pytest.approx((800 + 80 * 6) / 8000)
+    assert u.audio_path == str((corpus / "recordings" / "7_theo_6.wav").resolve())
+    assert {u.text for u in test} == {"ZERO", "SEVEN"}
+
+
+def test_holdout_speaker(corpus, tmp_path):
+    out = prepare_fsdd(corpus / "recordings", tmp_path / "m", holdout_speaker="theo")
+    train, test = read_manifest(out["train"]), read_manifest(out["test"])
+    assert {u.speaker for u in test} == {"theo"} and len(test) == 14
+    assert {u.speaker for u in train} == {"jackson", "yweweler"} and len(train) == 28
+
+
+def test_leave_one_speaker_out_folds(corpus, tmp_path):
+    out = prepare_fsdd(corpus, tmp_path / "m", split="loso")
+    assert sorted(out) == sorted(f"loso_{s}_{p}" for s in SPEAKERS for p in ("train", "test"))
+    for spk in SPEAKERS:
+        test = read_manifest(out[f"loso_{spk}_test"])
+        train = read_manifest(out[f"loso_{spk}_train"])
+        assert {u.speaker for u in test} == {spk} and spk not in {u.speaker for u in train}
+        assert len(test) + len(train) == 42
+
+
+def test_rerun_does_nothing_and_new_options_redo(corpus, tmp_path):
+    out = prepare_fsdd(corpus, tmp_path / "m")
+    mtimes = {p: p.stat().st_mtime_ns for p in out.values()}
+    assert prepare_fsdd(corpus, tmp_path / "m") == out
+    assert {p: p.stat().st_mtime_ns for p in out.values()} == mtimes
+    other = prepare_fsdd(corpus, tmp_path / "m", holdout_speaker="jackson")
+    assert {u.speaker for u in read_manifest(other["test"])} == {"jackson"}
+    out["train"].write_text("")  # edited/truncated manifest: redone
+    prepare_fsdd(corpus, tmp_path / "m", holdout_speaker="jackson")
+    assert len(read_manifest(out["train"])) == 28
+
+
+def test_errors(corpus, tmp_path):
+    with pytest.raises(UserError, match="speaker 'nobody' not in .*speakers are jackson, theo, yweweler"):
+        prepare_fsdd(corpus, tmp_path / "m", holdout_speaker="nobody")
+    with pytest.raises(UserError, match="unknown FSDD split 'random'"):
+        prepare_fsdd(corpus, tmp_path / "m", split="random")
+    with pytest.raises(UserError, match="no FSDD recordings"):
+        prepare_fsdd(tmp_path, tmp_path / "m2")
+
+
+@pytest.mark.skipif(not (REAL / "transcripts.tsv").is_file(), reason="real FSDD copy not available")
+def test_real_copy_matches_its_transcripts(tmp_path):
+    out = prepare_fsdd(REAL, tmp_path)
+    with open(REAL / "transcripts.tsv", newline="") as f:
+        ref = {r["utt_id"]: r for r in csv.DictReader(f, delimiter="\t")}
+    for split in ("train", "test"):
+        utts = read_manifest(out[split])
+        assert len(utts) == sum(r["official_split"] == split for r in ref.values())
+        for u in utts:
+            r = ref[u.id]
+            assert (u.text, u.speaker, r["official_split"]) == (r["text"], r["speaker"], split)
+            assert u.duration == pytest.approx(float(r["duration_s"]), abs=6e-4)
