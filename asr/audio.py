@@ -65,14 +65,21 @@ def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0,
     return resample(wave, sr, sample_rate)
 
 
+def perturbed_rate(sample_rate: int, factor: float) -> int:
+    """The virtual rate speed perturbation resamples to, rounded to 100 Hz so the polyphase
+    filter stays small; the factor applied differs from the requested one by under 0.3%."""
+    if not 0.5 <= factor <= 2.0:
+        raise ValueError(f"speed factor must be in [0.5, 2], got {factor}")
+    return sample_rate if factor == 1.0 else int(round(sample_rate / factor / 100.0)) * 100
+
+
+def perturbed_length(num_samples: int, sample_rate: int, factor: float) -> int:
+    """Samples after :func:`speed_perturb` (torchaudio's resample yields ceil(N * new / old))."""
+    new = perturbed_rate(sample_rate, factor)
+    return -(-num_samples * new // sample_rate)
+
+
 def speed_perturb(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
     """Change speed (tempo and pitch) by ``factor`` as Kaldi/ESPnet do: resample by 1/factor and
     play at the original rate. ``factor`` > 1 makes the audio shorter."""
-    if not 0.5 <= factor <= 2.0:
-        raise ValueError(f"speed factor must be in [0.5, 2], got {factor}")
-    if factor == 1.0:
-        return wave
-    # Round the virtual rate to 100 Hz so the polyphase filter stays small (gcd >= 100); the
-    # factor actually applied differs from the requested one by under 0.3% at 0.9/1.1.
-    new_sr = int(round(sample_rate / factor / 100.0)) * 100
-    return resample(wave, sample_rate, new_sr)
+    return resample(wave, sample_rate, perturbed_rate(sample_rate, factor))

@@ -82,6 +82,11 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "3e-3" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool):
         if type(value) is not tp:
             raise UserError(f"config key '{key}' must be {tp.__name__}, got {value!r}")

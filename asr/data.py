@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asr.audio import load_audio, speed_perturb
+from asr.audio import load_audio, perturbed_length, speed_perturb
 from asr.config import DataConfig
 from asr.features import FeatureConfig, FeatureExtractor, SpecAugmentConfig, apply_cmvn, spec_augment
 from asr.manifest import Utterance
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
     """Frames the feature extractor yields for ``num_samples`` samples."""
-    if cfg.kind == "fbank":  # Kaldi snip_edges=True
-        return 0 if num_samples < cfg.win_length else 1 + (num_samples - cfg.win_length) // cfg.hop_length
+    if cfg.kind == "fbank":  # Kaldi snip_edges=True; shorter audio is padded to one window
+        return 1 + max(0, num_samples - cfg.win_length) // cfg.hop_length
     return 1 + num_samples // cfg.hop_length  # centred STFT
 
 
@@ -61,8 +61,10 @@ def filter_utterances(utts: list[Utterance], encode, fcfg: FeatureConfig, dcfg: 
         if u.duration < dcfg.min_duration:
             counts["too_short"] += 1
             continue
-        frames = num_frames(int(u.duration * fcfg.sample_rate), fcfg)
-        avail = math.ceil(num_frames(int(u.duration * fcfg.sample_rate / slowest), fcfg) / subsample)
+        samples = int(u.duration * fcfg.sample_rate)
+        frames = num_frames(samples, fcfg)
+        short = perturbed_length(samples, fcfg.sample_rate, slowest)
+        avail = math.ceil(num_frames(short, fcfg) / subsample)
         if avail < ctc_min_frames(targets):
             counts["ctc_infeasible"] += 1
             continue
@@ -157,7 +159,9 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
     gen = torch.Generator().manual_seed(seed * 100003 + epoch)
     speeds = dcfg.speed_perturb or [1.0]
     choice = torch.randint(0, len(speeds), (len(examples),), generator=gen).tolist()
-    frames = [int(ex.frames / speeds[c]) for ex, c in zip(examples, choice)]
+    sr = source.fcfg.sample_rate
+    frames = [num_frames(perturbed_length(int(ex.utt.duration * sr), sr, speeds[c]), source.fcfg)
+              for ex, c in zip(examples, choice)]
     batches = make_batches(frames, dcfg.max_frames, dcfg.max_batch, dcfg.num_buckets, gen)
     aug_seeds = torch.randint(0, 2**62, (len(batches),), generator=gen).tolist()
     for bi, idx in enumerate(batches):

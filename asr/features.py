@@ -70,7 +70,8 @@ class FeatureExtractor(torch.nn.Module):
         self.cfg = cfg
         n_fft = _n_fft(cfg.win_length)
         melkwargs = dict(n_fft=n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length,
-                         n_mels=cfg.n_mels, norm="slaney", mel_scale="slaney", center=True)
+                         n_mels=cfg.n_mels, norm="slaney", mel_scale="slaney", center=True,
+                         pad_mode="constant")  # zero padding at the edges, as librosa does
         self.mel = AT.MelSpectrogram(sample_rate=cfg.sample_rate, power=2.0, **melkwargs)
         self.mfcc = AT.MFCC(sample_rate=cfg.sample_rate, n_mfcc=cfg.n_mfcc, melkwargs=melkwargs)
 
@@ -78,6 +79,8 @@ class FeatureExtractor(torch.nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
         if cfg.kind == "fbank":
+            if wave.shape[0] < cfg.win_length:  # Kaldi needs one full window: zero-pad
+                wave = torch.nn.functional.pad(wave, (0, cfg.win_length - wave.shape[0]))
             # Kaldi works on int16-scaled samples; dither 0 keeps features deterministic.
             x = kaldi.fbank(wave.unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
                             frame_length=cfg.win_ms, frame_shift=cfg.hop_ms, dither=0.0,

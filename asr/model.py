@@ -122,6 +122,24 @@ class CTCModel(nn.Module):
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(dim, vocab_size)
+        self.reset_recurrent_parameters()
+
+    def reset_recurrent_parameters(self) -> None:
+        """Orthogonal recurrent weights and, for LSTMs, forget-gate bias 1 (Jozefowicz et al.
+        2015): both shorten the initial all-blank plateau of CTC training."""
+        for rnns in self.rnns:
+            for rnn in rnns:
+                for name, p in rnn.named_parameters():
+                    if name.startswith("weight_hh"):
+                        gates = p.shape[0] // p.shape[1]
+                        for g in range(gates):
+                            nn.init.orthogonal_(p.data[g * p.shape[1]:(g + 1) * p.shape[1]])
+                    elif name.startswith("bias_ih") and self.cfg.cell == "lstm":
+                        h = p.shape[0] // 4
+                        p.data[h:2 * h].fill_(1.0)  # gate order: input, forget, cell, output
+                    elif name.startswith("bias_hh") and self.cfg.cell == "lstm":
+                        h = p.shape[0] // 4
+                        p.data[h:2 * h].fill_(0.0)
 
     def forward(self, feats: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """

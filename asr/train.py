@@ -131,7 +131,7 @@ class Trainer:
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device))
         self.rec.source = FeatureSource(cfg.features, cmvn, cfg.data.cache_features)
         self.model: CTCModel = self.rec.model
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr,
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.98),
                                      weight_decay=cfg.train.weight_decay)
         n0 = len(make_batches([e.frames for e in self.examples], cfg.data.max_frames,
                               cfg.data.max_batch, 1, None))

@@ -61,7 +61,10 @@ def _part(root: Path, wav_dir: str, trans: str) -> list[Utterance]:
 
 
 def default_dev_speakers(speakers: list[str], n: int = 8, seed: int = 0) -> list[str]:
-    return sorted(random.Random(seed).sample(sorted(speakers), n))
+    """``n`` speakers (fewer for a small copy, always leaving one for training), fixed seed."""
+    if len(speakers) < 2:
+        raise UserError("AN4: a speaker-disjoint dev split needs at least 2 speakers")
+    return sorted(random.Random(seed).sample(sorted(speakers), min(n, len(speakers) - 1)))
 
 
 def prepare_an4(corpus_dir: Path, out_dir: Path, dev_speakers: list[str] | None = None

@@ -1,0 +1,105 @@
+"""Greedy CTC decoding on hand-made log-prob grids (cf. icefall test_ctc_greedy_search.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from asr.decode.greedy import char_word_timings, ctc_best_path, greedy_decode
+from asr.decode.types import Hypothesis, WordTiming
+from asr.tokenizer import BLANK, SPACE, CharTokenizer, PhoneTokenizer
+
+SYMBOLS = [BLANK, SPACE, "A", "B"]
+_, BAR, A, B = range(4)
+
+
+def grid(best: list[int], probs: list[float], V: int = 4) -> torch.Tensor:
+    """(T, V) log-probs whose frame t puts ``probs[t]`` on ``best[t]``, the rest spread evenly."""
+    rows = []
+    for k, p in zip(best, probs):
+        row = torch.full((V,), (1 - p) / (V - 1), dtype=torch.float64)
+        row[k] = p
+        rows.append(row.log())
+    return torch.stack(rows).float()
+
+
+SEQ = [A, A, 0, A, B, B, 0, BAR, BAR, B, 0]
+PROBS = [0.9, 0.8, 0.7, 0.6, 0.9, 0.5, 0.8, 0.7, 0.6, 0.95, 0.9]
+
+
+def test_best_path_collapses_repeats_and_blanks_separate():
+    lp = grid(SEQ, PROBS).unsqueeze(0)  # (1, T, V)
+    [(tokens, steps, score)] = ctc_best_path(lp, torch.tensor([11]))
+    assert tokens == [A, A, B, BAR, B]  # A A (blank between) B | B
+    assert steps == [0, 3, 4, 7, 9]
+    assert score == pytest.approx(sum(math.log(p) for p in PROBS), abs=1e-5)
+
+
+@pytest.mark.parametrize("seq, expected", [
+    ([A, A, A], [A]),
+    ([A, 0, A], [A, A]),
+    ([0, 0, 0], []),
+    ([A, B, A, B], [A, B, A, B]),
+    ([0, A, A, 0, 0, A, 0], [A, A]),
+])
+def test_best_path_small_cases(seq, expected):
+    lp = grid(seq, [0.7] * len(seq)).unsqueeze(0)
+    assert ctc_best_path(lp, torch.tensor([len(seq)]))[0][0] == expected
+
+
+def test_best_path_respects_lengths_in_padded_batch():
+    short_seq, short_p = [B, 0, B, A, A], [0.6, 0.7, 0.8, 0.9, 0.5]
+    junk = [A, B, A, B, A, B]  # padding frames with confident non-blank argmaxes
+    lp = torch.stack([grid(SEQ, PROBS), grid(short_seq + junk, short_p + [0.99] * 6)])
+    out = ctc_best_path(lp, torch.tensor([11, 5]))
+    assert out[0][:2] == ([A, A, B, BAR, B], [0, 3, 4, 7, 9])
+    tokens, steps, score = out[1]
+    assert (tokens, steps) == ([B, B, A], [0, 2, 3])
+    assert score == pytest.approx(sum(math.log(p) for p in short_p), abs=1e-5)
+
+
+def test_best_path_rejects_wrong_rank():
+    with pytest.raises(ValueError, match="3-D"):
+        ctc_best_path(torch.zeros(5, 4), torch.tensor([5]))
+
+
+def test_greedy_decode_char_hypothesis_and_word_timings():
+    tok = CharTokenizer(SYMBOLS)
+    lp = grid(SEQ, PROBS).unsqueeze(0)
+    [hyp] = greedy_decode(lp, torch.tensor([11]), tok, frame_seconds=0.04)
+    assert isinstance(hyp, Hypothesis)
+    assert hyp.text == "AAB B"
+    assert hyp.tokens == [A, A, B, BAR, B] and hyp.timesteps == [0, 3, 4, 7, 9]
+    # "AAB": first char at frame 0, last at frame 4 -> [0, 5) frames; confidence = mean of the
+    # posteriors at frames 0, 3, 4. "B": frame 9 -> [9, 10).
+    assert len(hyp.words) == 2
+    w1, w2 = hyp.words
+    assert w1.word == "AAB" and w1.start == pytest.approx(0.0) and w1.end == pytest.approx(0.20)
+    assert w1.confidence == pytest.approx((0.9 + 0.6 + 0.9) / 3, abs=1e-5)
+    assert w2.word == "B" and w2.start == pytest.approx(0.36) and w2.end == pytest.approx(0.40)
+    assert w2.confidence == pytest.approx(0.95, abs=1e-5)
+    assert hyp.score == pytest.approx(sum(math.log(p) for p in PROBS), abs=1e-5)
+
+
+def test_char_word_timings_by_hand():
+    # | A | | B C  (leading and doubled boundaries produce no empty words)
+    tokens = [BAR, A, BAR, BAR, B, 4]
+    steps = [0, 1, 2, 3, 5, 7]
+    probs = [0.9, 0.5, 0.9, 0.9, 0.6, 0.8]
+    words = char_word_timings(SYMBOLS + ["C"], tokens, steps, 0.03, probs)
+    assert [w.word for w in words] == ["A", "BC"]
+    assert words[0] == pytest.approx(WordTiming("A", 0.03, 0.06, 0.5))
+    assert words[1].start == pytest.approx(0.15) and words[1].end == pytest.approx(0.24)
+    assert words[1].confidence == pytest.approx(0.7)
+    assert char_word_timings(SYMBOLS, [], [], 0.03, []) == []
+
+
+def test_greedy_decode_batch_and_phone_tokenizer_has_no_words():
+    tok = PhoneTokenizer([BLANK, "ah", "b", "iy"])
+    lp = torch.stack([grid([1, 1, 0, 2, 3], [0.9] * 5), grid([3, 0, 3, 2, 2], [0.9] * 5)])
+    hyps = greedy_decode(lp, torch.tensor([5, 3]), tok, frame_seconds=0.02)
+    assert [h.text for h in hyps] == ["ah b iy", "iy iy"]
+    assert all(h.words == [] for h in hyps)
+    assert hyps[1].timesteps == [0, 2]
