@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import numpy as np
 import soundfile as sf
@@ -19,28 +20,79 @@ import torchaudio.functional as AF
 from asr.errors import UserError
 
 
+# libsndfile notes "data : <declared> (should be <present>)" when a WAV/W64/RF64 header declares
+# more sample bytes than the file holds. Streaming writers that cannot seek back put a
+# placeholder (0, 0x7FFFFFFF, 0xFFFFFFFF...) there instead: those are not truncation.
+_DECLARED = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMING_SIZE = 0x7FFF0000
+_SF_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)
+_MAX_POLYPHASE = 2000  # largest reduced rate torchaudio's resampling kernel is built for (16 MB)
+
+
+class AudioError(UserError):
+    """A bad audio file. The message names the file; ``reason`` says what is wrong without
+    the path (for tables that list the path in a column of its own)."""
+
+    def __init__(self, path: str, reason: str, message: str | None = None):
+        super().__init__(message or f"{reason}: {path}")
+        self.path, self.reason = path, reason
+
+
+def audio_info(path: str | os.PathLike) -> "sf._SoundFileInfo":
+    """The header of an audio file, checked: it exists, is not empty, is audio, is complete (a
+    WAV whose data was cut short is refused) and holds samples. Reads no samples.
+
+    Raises:
+        AudioError: naming the file and what is wrong with it.
+    """
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise AudioError(p, "audio file not found")
+    if os.path.getsize(p) == 0:
+        raise AudioError(p, "audio file is empty (0 bytes)")
+    try:
+        info = sf.info(p)
+    except _SF_ERRORS as e:  # libsndfile's errors vary by format and version
+        raise _read_error(p, e) from None
+    m = _DECLARED.search(info.extra_info or "")
+    if m and int(m.group(2)) < int(m.group(1)) < _STREAMING_SIZE:
+        detail = f"header declares {m.group(1)} bytes of samples, the file holds {m.group(2)}"
+        raise AudioError(p, f"audio file is truncated ({detail})",
+                         f"audio file is truncated: {p} ({detail})")
+    if info.frames == 0:
+        raise AudioError(p, "audio file has no samples")
+    return info
+
+
+def _read_error(p: str, e: BaseException) -> AudioError:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return AudioError(p, f"unreadable audio ({msg})", f"cannot read audio {p}: {msg}")
+
+
 def read_audio(path: str | os.PathLike, offset: float = 0.0, duration: float | None = None
                ) -> tuple[np.ndarray, int]:
     """Read (a segment of) an audio file as float32 ``(T, C)`` and its sample rate.
 
     Raises:
-        UserError: missing, unreadable, empty or non-finite audio (message names the file).
+        AudioError: missing, empty, unreadable, truncated, sample-less or non-finite audio (the
+            message names the file).
     """
     p = os.fspath(path)
-    if not os.path.isfile(p):
-        raise UserError(f"audio file not found: {p}")
+    info = audio_info(p)
     try:
-        info = sf.info(p)
         start = int(round(offset * info.samplerate))
         frames = -1 if duration is None else int(round(duration * info.samplerate))
         data, sr = sf.read(p, start=start, frames=frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"cannot read audio {p}: {msg}") from None
+    except _SF_ERRORS as e:  # e.g. "flac decoder lost sync" on a cut FLAC
+        raise _read_error(p, e) from None
     if data.shape[0] == 0:
-        raise UserError(f"audio file has no samples: {p}")
+        if start > 0:
+            end = f"({info.duration:.3f} s)"
+            raise AudioError(p, f"segment offset {offset:g} s is past the end of the audio {end}",
+                             f"segment offset {offset:g} s is past the end of {p} {end}")
+        raise AudioError(p, "audio file has no samples")
     if not np.isfinite(data).all():
-        raise UserError(f"audio file contains NaN or Inf samples: {p}")
+        raise AudioError(p, "audio file contains NaN or Inf samples")
     return data, sr
 
 
@@ -50,11 +102,24 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 
 
 def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
-    """Band-limited sinc resampling (torchaudio) of a ``(T,)`` waveform; identity if rates match."""
+    """Band-limited sinc resampling of a ``(T,)`` waveform to ``ceil(T * new_sr / orig_sr)``
+    samples; identity if rates match.
+
+    torchaudio's polyphase kernel has ``new/g x (orig/g + 2 * width)`` taps (g = gcd of the
+    rates): small for usual rates (44.1 kHz -> 16 kHz: 160 x ~450) but gigabytes for rates that
+    share no factor (22 051 Hz -> 16 kHz: 16000 x 22 000). Such ratios go to soxr instead.
+    """
     if orig_sr == new_sr:
         return wave
     g = math.gcd(orig_sr, new_sr)
-    return AF.resample(wave, orig_sr // g, new_sr // g)
+    if max(orig_sr, new_sr) // g <= _MAX_POLYPHASE:
+        return AF.resample(wave, orig_sr // g, new_sr // g)
+    import soxr  # a librosa dependency
+
+    n = -(-wave.shape[-1] * new_sr // orig_sr)
+    out = soxr.resample(wave.numpy().astype(np.float32, copy=False), orig_sr, new_sr, "HQ")
+    out = np.pad(out[:n], (0, max(0, n - len(out))))
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0,

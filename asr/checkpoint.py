@@ -45,6 +45,8 @@ def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
 def safe_load(path: str | os.PathLike, what: str = "model file") -> dict[str, Any]:
     """Load a checkpoint/model with weights_only=True; every failure is a one-line UserError."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{what} {p} is a folder, not a file")
     if not p.is_file():
         raise UserError(f"{what} not found: {p}")
     try:
@@ -64,3 +66,31 @@ def safe_load(path: str | os.PathLike, what: str = "model file") -> dict[str, An
         raise UserError(f"{p} has format version {obj.get('version')}; this asr reads version "
                         f"{VERSION}")
     return obj
+
+
+def load_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """:func:`safe_load` a model file and check it holds every part a Recognizer is built from
+    (config, tokenizer, CMVN statistics, weights), so a damaged file is one line, not a
+    KeyError deep in the model code."""
+    obj = safe_load(path, "model file")
+    bad = [k for k, ok in _MODEL_PARTS.items() if not ok(obj.get(k))]
+    if bad:
+        raise UserError(f"{path} is an incomplete asr model file (missing or malformed: "
+                        f"{', '.join(bad)})")
+    return obj
+
+
+def _tensors(d: Any) -> bool:
+    return isinstance(d, dict) and bool(d) and all(isinstance(v, torch.Tensor)
+                                                   for v in d.values())
+
+
+# What a model file must hold for Recognizer.from_file (checkpoints hold other things).
+_MODEL_PARTS = {
+    "config": lambda v: isinstance(v, dict),
+    "tokenizer": lambda v: isinstance(v, dict) and (
+        (v.get("kind") in ("char", "phone") and isinstance(v.get("symbols"), list))
+        or (v.get("kind") == "bpe" and isinstance(v.get("model_proto"), bytes))),
+    "cmvn": lambda v: _tensors(v) and {"mean", "std"} <= set(v),
+    "model": _tensors,
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -13,10 +14,57 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _number(kind: type, lo: float, strict: bool):
+    """argparse type: a finite ``kind`` above ``lo`` (``strict``) or at least ``lo``."""
+    want = f"{'>' if strict else '>='} {lo:g}"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {want}, got {text!r}")
+        if not math.isfinite(v) or v < lo or (strict and v == lo):
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, NONNEG_INT = _number(int, 0, True), _number(int, 0, False)
+POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0, True), _number(float, 0, False)
+
+
+def _check_device(name: str, allow_auto: bool = False) -> None:
+    """--device: cpu, cuda or cuda:N (and auto for training), and CUDA must be there."""
+    import torch
+
+    from asr.errors import UserError
+
+    if allow_auto and name == "auto":
+        return
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name!r}: expected {'auto, ' if allow_auto else ''}cpu, "
+                        "cuda or cuda:N")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserError(f"--device {name}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= n:
+            raise UserError(f"--device {name}: this machine has {n} CUDA device(s)")
+
+
 def _train(a: argparse.Namespace) -> int:
     from asr.config import load_config
+    from asr.manifest import check_output_dir
     from asr.train import Trainer
 
+    _check_device(a.device, allow_auto=True)
+    check_output_dir(a.exp_dir)
     cfg = load_config(a.config, a.overrides)
     model = Trainer(cfg, a.train, a.dev, a.exp_dir, resume=a.resume, device=a.device).fit()
     print(f"model written to {model}")
@@ -27,6 +75,7 @@ def _evaluate(a: argparse.Namespace) -> int:
     from asr.evaluate import evaluate, format_summary
     from asr.inference import load_model
 
+    _check_device(a.device)
     rec = load_model(a.model, a.device)
     out = a.out or Path(a.model).parent / f"decode_{Path(a.manifest).stem}"
     summary = evaluate(rec, a.manifest, out)
@@ -36,12 +85,13 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 
 def _transcribe(a: argparse.Namespace) -> int:
-    from asr.inference import load_model
+    from asr.manifest import check_output_dir
+    from asr.transcribe import run
 
-    rec = load_model(a.model, a.device)
-    for path, text in zip(a.files, rec.transcribe(a.files)):
-        print(f"{path}\t{text}" if a.with_names else text)
-    return 0
+    _check_device(a.device)
+    if a.out is not None:
+        check_output_dir(a.out)
+    return run(a)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +118,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_evaluate)
 
-    tr = sub.add_parser("transcribe", help="print the text of audio files, one line each")
+    tr = sub.add_parser("transcribe", help="transcribe audio of any length to txt/json/srt/vtt")
     tr.add_argument("model", help="model file (model.pt)")
-    tr.add_argument("files", nargs="+", help="audio files")
-    tr.add_argument("--with-names", action="store_true", help="prefix each line with the file")
-    tr.add_argument("--device", default="cpu")
+    tr.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="audio files, directories (searched recursively) or @list.txt")
+    tr.add_argument("-o", "--out", type=Path, help="output folder (default: stdout)")
+    tr.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt"])
+    tr.add_argument("--with-names", action="store_true", help="txt on stdout: prefix the file")
+    tr.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam"],
+                    help="auto: beam search with --lm/--lexicon or a decode.yaml beside the model")
+    tr.add_argument("--chunk-seconds", type=POSITIVE_FLOAT, default=30.0,
+                    help="long-form chunk (30)")
+    tr.add_argument("--overlap-seconds", type=NONNEG_FLOAT, default=5.0,
+                    help="chunk overlap (5)")
+    tr.add_argument("--batch-size", type=POSITIVE_INT, default=4,
+                    help="chunks per forward pass (4)")
+    tr.add_argument("--max-cue-seconds", type=POSITIVE_FLOAT, default=5.0,
+                    help="srt/vtt cue length")
+    tr.add_argument("--max-cue-chars", type=POSITIVE_INT, default=84,
+                    help="srt/vtt cue characters")
+    tr.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    tr.add_argument("--threads", type=NONNEG_INT, default=0,
+                    help="torch CPU threads (0: default)")
+    from asr.decode.tune import add_beam_arguments
+
+    add_beam_arguments(tr)
     tr.set_defaults(func=_transcribe)
 
+    from asr.decode.tune import add_parser as add_decode
     from asr.lm.cli import add_parser as add_lm
     from asr.scoring.cli import add_parser as add_score
     from data_prep.cli import add_parser as add_prepare
@@ -82,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare(sub)
     add_score(sub)
     add_lm(sub)
+    add_decode(sub)
     return p
 
 
@@ -96,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"asr: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused (disk full, permissions...): one line too
+        where = f": {e.filename}" if e.filename else ""
+        print(f"asr: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("asr: interrupted", file=sys.stderr)
         return 130

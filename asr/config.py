@@ -7,6 +7,8 @@ YAML holds values only. Unknown keys and wrong types fail with one line naming t
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +23,22 @@ from asr.model import ModelConfig
 from asr.tokenizer import TextNorm
 
 
+def _at_least(lo: float):
+    return lambda v: lo <= v < math.inf
+
+
+_POS = (lambda v: 0 < v < math.inf, "> 0")
+_NONNEG = (_at_least(0), ">= 0")
+
+
+def _check(section: str, obj: Any, **rules: tuple) -> None:
+    """Range checks for ``__post_init__``: ``key=(predicate, "what it must be")``; NaN fails."""
+    for key, (ok, want) in rules.items():
+        v = getattr(obj, key)
+        if not ok(v):
+            raise ValueError(f"{section}.{key} must be {want}, got {v!r}")
+
+
 @dataclass
 class TokenizerConfig:
     """kind: char | bpe | phone. vocab_size for bpe; lexicon file for phone (optional)."""
@@ -32,6 +50,7 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("char", "bpe", "phone"):
             raise ValueError(f"tokenizer.kind must be char, bpe or phone, got '{self.kind}'")
+        _check("tokenizer", self, vocab_size=(_at_least(2), ">= 2"))
 
 
 @dataclass
@@ -45,6 +64,17 @@ class DataConfig:
     speed_perturb: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
     cache_features: bool = True
     num_buckets: int = 10
+    strict: bool = False  # unreadable training audio: fail (True) or skip, count and list it
+
+    def __post_init__(self) -> None:
+        _check("data", self, max_frames=_POS, max_batch=_POS, num_buckets=_POS,
+               max_duration=_POS, min_duration=_NONNEG)
+        if self.min_duration >= self.max_duration:
+            raise ValueError(f"data.min_duration ({self.min_duration}) must be below "
+                             f"data.max_duration ({self.max_duration})")
+        bad = [f for f in self.speed_perturb if not 0.5 <= f <= 2.0]
+        if bad:
+            raise ValueError(f"data.speed_perturb factors must be in [0.5, 2], got {bad}")
 
 
 @dataclass
@@ -65,6 +95,16 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     select_metric: str = "wer"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        _check("train", self, epochs=_POS, lr=_POS, min_lr=_NONNEG, weight_decay=_NONNEG,
+               warmup_steps=_NONNEG, grad_clip=_POS, seed=_NONNEG, patience=_NONNEG,
+               average_best=_POS, keep_checkpoints=_POS, checkpoint_every_steps=_NONNEG,
+               threads=_NONNEG)
+        if self.min_lr > self.lr:
+            raise ValueError(f"train.min_lr ({self.min_lr}) must not exceed train.lr ({self.lr})")
+        if self.select_metric not in ("wer", "cer"):
+            raise ValueError(f"train.select_metric must be wer or cer, got '{self.select_metric}'")
 
 
 @dataclass
@@ -115,8 +155,10 @@ def from_dict(cls: type, d: Any, prefix: str = "") -> Any:
     unknown = sorted(set(d) - names)
     if unknown:
         where = f" in '{prefix}'" if prefix else ""
-        raise UserError(f"unknown config key(s){where}: {', '.join(unknown)} "
-                        f"(known: {', '.join(sorted(names))})")
+        named = [k + "".join(f" (did you mean '{m}'?)" for m in difflib.get_close_matches(
+            k, names, 1)) for k in unknown]
+        raise UserError(f"unknown config key(s){where}: {', '.join(named)}; "
+                        f"known: {', '.join(sorted(names))}")
     kwargs = {}
     for name, value in d.items():
         key = f"{prefix}.{name}" if prefix else name
@@ -162,6 +204,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
             d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise UserError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"{p}: not valid UTF-8 (byte {e.start + 1})") from None
     return from_dict(ExperimentConfig, apply_overrides(d, list(overrides)))
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from asr.audio import load_audio, perturbed_length, speed_perturb
 from asr.config import DataConfig
 from asr.features import FeatureConfig, FeatureExtractor, SpecAugmentConfig, apply_cmvn, spec_augment
+from asr.errors import UserError
 from asr.manifest import Utterance
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,21 @@ class Example:
     utt: Utterance
     targets: list[int]
     frames: int  # input frames at speed 1.0
+
+
+def audio_problem(u: Utterance) -> str | None:
+    """Why ``u``'s audio cannot be used (missing, unreadable header, no samples), else None."""
+    import soundfile as sf
+
+    if not os.path.isfile(u.audio_path):
+        return "audio file not found"
+    try:
+        info = sf.info(u.audio_path)
+    except Exception as e:  # libsndfile's errors vary by format and version
+        return f"unreadable audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    if info.frames == 0:
+        return "audio file has no samples"
+    return None
 
 
 def filter_utterances(utts: list[Utterance], encode, fcfg: FeatureConfig, dcfg: DataConfig,
@@ -83,6 +101,17 @@ class Batch:
     targets: torch.Tensor  # (sum U,)
     target_lens: torch.Tensor  # (B,)
     seconds: float  # audio seconds in the batch
+
+    def split(self) -> list["Batch"]:
+        """Two halves (for retrying a batch that ran out of memory)."""
+        h = len(self.ids) // 2
+        cut = int(self.target_lens[:h].sum())
+        out = []
+        for sl, tsl in ((slice(0, h), slice(0, cut)), (slice(h, None), slice(cut, None))):
+            lens = self.lens[sl]
+            out.append(Batch(self.ids[sl], self.feats[sl, : int(lens.max())], lens,
+                             self.targets[tsl], self.target_lens[sl], self.seconds / 2))
+        return out
 
 
 def collate(ids: list[str], feats: list[torch.Tensor], targets: list[list[int]],
@@ -153,9 +182,13 @@ class FeatureSource:
 
 
 def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConfig,
-                  spec: SpecAugmentConfig | None, seed: int, epoch: int):
+                  spec: SpecAugmentConfig | None, seed: int, epoch: int,
+                  on_error: Callable[[Utterance, str], None] | None = None):
     """Yield ``(index, Batch)`` for one training epoch: speed perturbation and SpecAugment drawn
-    from generators seeded by (seed, epoch). The batch list is fixed before the first yield."""
+    from generators seeded by (seed, epoch). The batch list is fixed before the first yield.
+
+    An utterance whose audio cannot be read is passed to ``on_error`` and left out of its batch
+    (a batch left empty yields None); without ``on_error`` the UserError propagates."""
     gen = torch.Generator().manual_seed(seed * 100003 + epoch)
     speeds = dcfg.speed_perturb or [1.0]
     choice = torch.randint(0, len(speeds), (len(examples),), generator=gen).tolist()
@@ -167,12 +200,20 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
     for bi, idx in enumerate(batches):
         g = torch.Generator().manual_seed(aug_seeds[bi])
         feats, targets, secs = [], [], 0.0
+        ids = []
         for i in idx:
-            f = source(examples[i].utt, speeds[choice[i]])
+            try:
+                f = source(examples[i].utt, speeds[choice[i]])
+            except UserError as e:
+                if on_error is None:
+                    raise
+                on_error(examples[i].utt, str(e))
+                continue
             feats.append(spec_augment(f, spec, g) if spec is not None else f)
             targets.append(examples[i].targets)
+            ids.append(examples[i].utt.id)
             secs += examples[i].utt.duration
-        yield bi, collate([examples[i].utt.id for i in idx], feats, targets, secs)
+        yield bi, (collate(ids, feats, targets, secs) if ids else None)
 
 
 def eval_batches(utts: list[Utterance], source: FeatureSource, max_frames: int, max_batch: int):

@@ -6,15 +6,28 @@ import json
 import time
 from pathlib import Path
 
+from asr.errors import UserError
 from asr.inference import Recognizer
-from asr.manifest import atomic_write_text, read_manifest
+from asr.manifest import atomic_write_text, check_output_dir, read_manifest
 from asr.metrics import char_errors, word_errors
 
 
 def evaluate(rec: Recognizer, manifest: str | Path, out_dir: str | Path) -> dict:
     """Greedy-decode ``manifest``; write ``hyp.txt`` (``id text``), ``hyps.jsonl`` (with word
-    timings) and ``wer.json`` to ``out_dir``; return the summary dict."""
+    timings) and ``wer.json`` to ``out_dir``; return the summary dict.
+
+    Every input is checked, and every utterance decoded, before the first file is written: a
+    bad manifest line or audio file leaves ``out_dir`` as it was. Each file is written
+    atomically, ``wer.json`` last.
+
+    Raises:
+        UserError: ``out_dir`` (or a folder above it) is a file; a bad or empty manifest;
+            missing, unreadable or non-finite audio.
+    """
+    check_output_dir(out_dir)
     utts = read_manifest(manifest)
+    if not utts:
+        raise UserError(f"{manifest}: no utterances to evaluate")
     for u in utts:
         u.text = rec.norm(u.text)
     t0 = time.time()

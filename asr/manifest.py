@@ -8,6 +8,7 @@ Optional fields (``offset`` for a segment start in seconds, ``lang``...) are kep
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -51,9 +52,12 @@ def parse_line(line: str, where: str, base: Path | None = None) -> Utterance:
     for k in ("id", "audio_path", "text", "speaker"):
         if not isinstance(d[k], str):
             raise UserError(f"{where}: field '{k}' must be a string, got {d[k]!r}")
+    for k in ("duration", "offset"):
+        v = d.get(k, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise UserError(f"{where}: field '{k}' must be a non-negative number of seconds, "
+                            f"got {v!r}")
     dur = d["duration"]
-    if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not dur >= 0:
-        raise UserError(f"{where}: field 'duration' must be a non-negative number, got {dur!r}")
     path = d["audio_path"]
     if base is not None and not os.path.isabs(path):
         path = str(base / path)
@@ -69,8 +73,13 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
         raise UserError(f"manifest not found: {p}")
     utts: list[Utterance] = []
     seen: dict[str, int] = {}
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    with open(p, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")  # a BOM is fine
+            except UnicodeDecodeError as e:
+                raise UserError(f"{p}:{n}: not valid UTF-8 (byte {e.start + 1} of the line)"
+                                ) from None
             if not line.strip():
                 continue
             u = parse_line(line, f"{p}:{n}", base=p.parent.resolve())
@@ -79,6 +88,21 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             seen[u.id] = n
             utts.append(u)
     return utts
+
+
+def check_output_dir(path: str | os.PathLike) -> None:
+    """Fail early, and create nothing, when ``path`` cannot be an output folder: it, or the
+    nearest existing folder above it, is not a folder (or is not writable)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"output folder {p} is a file")
+    q = p
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir():
+        raise UserError(f"cannot create output folder {p}: {q} is a file")
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write to output folder {p}: permission denied on {q}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from asr.errors import UserError
+
 BLANK = "<blank>"
 SPACE = "|"  # word boundary symbol of character models (flashlight lexicon convention)
 
@@ -45,6 +47,10 @@ class TextNorm:
         if self.strip_punct:
             t = _PUNCT.sub(" ", t)
         return " ".join(t.split())
+
+
+class LexiconError(UserError, ValueError):
+    """A missing or malformed lexicon file (a ValueError too, for library callers)."""
 
 
 class Tokenizer(Protocol):
@@ -138,12 +144,20 @@ class PhoneTokenizer:
 
     @staticmethod
     def read_lexicon(path: str | Path) -> dict[str, list[str]]:
+        """``WORD PH1 PH2 ...`` per line. Raises LexiconError (a UserError) naming file:line."""
+        p = Path(path)
+        if not p.is_file():
+            raise LexiconError(f"lexicon file not found: {p}")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise LexiconError(f"{p}: not valid UTF-8 (byte {e.start + 1})") from None
         lex: dict[str, list[str]] = {}
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             parts = line.split()
             if len(parts) < 2:
                 if parts:
-                    raise ValueError(f"{path}:{n}: lexicon line needs a word and phones")
+                    raise LexiconError(f"{path}:{n}: lexicon line needs a word and phones")
                 continue
             word = re.sub(r"\(\d+\)$", "", parts[0])  # CMUdict alternates: WORD(2)
             lex.setdefault(word, parts[1:])

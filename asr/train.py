@@ -13,13 +13,15 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from asr.checkpoint import FORMAT, VERSION, atomic_save, safe_load
 from asr.config import ExperimentConfig, from_dict, to_dict, to_yaml
-from asr.data import Example, FeatureSource, filter_utterances, make_batches, train_batches
+from asr.data import (Batch, Example, FeatureSource, audio_problem, filter_utterances,
+                      make_batches, train_batches)
 from asr.errors import UserError
 from asr.features import GlobalCMVN
 from asr.inference import Recognizer
@@ -42,6 +44,16 @@ class State:
     best: float = math.inf
     bad_epochs: int = 0
     skipped_steps: int = 0
+    oom_skipped: int = 0
+    epoch_loss: float = 0.0  # running sum over this epoch's finite steps (kept across resume)
+    epoch_steps: int = 0
+    epoch_bad: int = 0  # non-finite steps in this epoch
+
+
+def is_oom(e: BaseException) -> bool:
+    msg = str(e)
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in msg \
+        or "can't allocate memory" in msg
 
 
 def build_tokenizer(cfg: ExperimentConfig, texts: list[str]):
@@ -54,10 +66,15 @@ def build_tokenizer(cfg: ExperimentConfig, texts: list[str]):
     return PhoneTokenizer.build(texts, lexicon)
 
 
-def compute_cmvn(examples: list[Example], source: FeatureSource) -> dict[str, torch.Tensor]:
+def compute_cmvn(examples: list[Example], source: FeatureSource,
+                 on_error: Callable[[Utterance, str], None]) -> dict[str, torch.Tensor]:
+    """Global CMVN over the training set (unperturbed); unreadable audio goes to on_error."""
     stats = GlobalCMVN(source.fcfg.dim)
     for ex in tqdm(examples, desc="CMVN statistics", disable=None, leave=False):
-        stats.accumulate(source.raw(ex.utt))
+        try:
+            stats.accumulate(source.raw(ex.utt))
+        except UserError as e:
+            on_error(ex.utt, str(e))
     return stats.stats()
 
 
@@ -119,14 +136,21 @@ class Trainer:
 
         train_utts = normalise(read_manifest(train_manifest), cfg)
         self.dev_utts = normalise(read_manifest(dev_manifest), cfg)
+        bad_dev = [u for u in self.dev_utts if audio_problem(u)]
+        if bad_dev:
+            log.warning("dev: leaving out %d utterances with unusable audio: %s", len(bad_dev),
+                        ", ".join(u.id for u in bad_dev[:10]))
+            self.dev_utts = [u for u in self.dev_utts if u not in bad_dev]
         self.tokenizer = (tokenizer_from_dict(ckpt["tokenizer"]) if ckpt
                           else build_tokenizer(cfg, [u.text for u in train_utts]))
+        self.skipped: dict[str, str] = {}
+        train_utts = self._drop_unreadable(train_utts)
         self.examples = filter_utterances(train_utts, self.tokenizer.encode, cfg.features,
                                           cfg.data, cfg.model.subsample, "train")
         if not self.examples:
             raise UserError(f"{train_manifest}: no usable training utterances")
         self.source = FeatureSource(cfg.features, None, cfg.data.cache_features)
-        cmvn = ckpt["cmvn"] if ckpt else compute_cmvn(self.examples, self.source)
+        cmvn = ckpt["cmvn"] if ckpt else compute_cmvn(self.examples, self.source, self._skip)
         self.source.cmvn = cmvn
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device))
         self.rec.source = FeatureSource(cfg.features, cmvn, cfg.data.cache_features)
@@ -149,6 +173,29 @@ class Trainer:
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s, %.2fM parameters, vocabulary %d, device %s", cfg.model.cell,
                  n_params / 1e6, len(self.tokenizer.symbols), self.device)
+
+    # -- bad training audio ------------------------------------------------------------------
+    def _drop_unreadable(self, utts: list[Utterance]) -> list[Utterance]:
+        """Check every training file's header up front; skip (or, strict, fail on) bad ones."""
+        keep = []
+        for u in utts:
+            problem = audio_problem(u)
+            if problem is None:
+                keep.append(u)
+            else:
+                self._skip(u, problem)
+        return keep
+
+    def _skip(self, u: Utterance, reason: str) -> None:
+        """Record an unusable training utterance in ``skipped_utterances.tsv``."""
+        if self.cfg.data.strict:
+            raise UserError(f"{u.audio_path}: {reason} (utterance {u.id}; data.strict=true)")
+        if u.id in self.skipped:
+            return
+        self.skipped[u.id] = f"{u.audio_path}\t{reason}"
+        log.warning("skipping utterance %s: %s: %s", u.id, u.audio_path, reason)
+        atomic_write_text(self.exp / "skipped_utterances.tsv", "id\taudio_path\treason\n" + "".join(
+            f"{k}\t{v}\n" for k, v in sorted(self.skipped.items())))
 
     # -- checkpoints -------------------------------------------------------------------------
     def _payload(self) -> dict:
@@ -190,16 +237,42 @@ class Trainer:
             p.unlink()
 
     # -- training ----------------------------------------------------------------------------
-    def _step(self, batch) -> float | None:
-        feats, lens = batch.feats.to(self.device), batch.lens.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            log_probs, out_lens = self.model(feats, lens)
-        loss = self.ctc(log_probs.transpose(0, 1).float(), batch.targets.to(self.device),
-                        out_lens, batch.target_lens.to(self.device)) / len(batch.ids)
-        if not torch.isfinite(loss):
-            return None
+    def _loss_backward(self, batch: Batch, n_total: int) -> float | None:
+        """Forward + backward of (part of) a batch, gradients scaled to the whole batch.
+        Out of memory: split the batch in halves and accumulate; a single utterance that does
+        not fit is skipped. Returns the loss per utterance, or None for a non-finite loss."""
+        try:
+            feats, lens = batch.feats.to(self.device), batch.lens.to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                log_probs, out_lens = self.model(feats, lens)
+            loss = self.ctc(log_probs.transpose(0, 1).float(), batch.targets.to(self.device),
+                            out_lens, batch.target_lens.to(self.device))  # sum over utterances
+            if not torch.isfinite(loss):
+                return None
+            self.scaler.scale(loss / n_total).backward()
+            return loss.item() / n_total
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not is_oom(e):
+                raise
+        loss = log_probs = None  # free what the failed attempt holds
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(batch.ids) == 1:
+            log.warning("out of memory on utterance %s (%d frames): skipped", batch.ids[0],
+                        int(batch.lens[0]))
+            self.state.oom_skipped += 1
+            return 0.0
+        log.warning("out of memory on a batch of %d utterances: splitting it", len(batch.ids))
+        parts = [self._loss_backward(half, n_total) for half in batch.split()]
+        return None if None in parts else sum(parts)
+
+    def _step(self, batch: Batch) -> float | None:
+        """One optimiser update; None (and no update) when the loss or gradient is not finite."""
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        loss = self._loss_backward(batch, len(batch.ids))
+        if loss is None:
+            self.opt.zero_grad(set_to_none=True)
+            return None
         self.scaler.unscale_(self.opt)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         if not torch.isfinite(norm) and not self.use_amp:
@@ -208,40 +281,40 @@ class Trainer:
         self.scaler.step(self.opt)  # skips the update itself on inf grads under AMP
         self.scaler.update()
         self.sched.step()
-        return loss.item()
+        return loss
 
     def _run_epoch(self, epoch: int) -> float:
         cfg, st = self.cfg, self.state
         if st.step_in_epoch == 0:
             torch.manual_seed(cfg.train.seed * 1000 + epoch)  # dropout draws of this epoch
         self.model.train()
-        total, count, secs, t0 = 0.0, 0, 0.0, time.time()
+        secs, t0 = 0.0, time.time()
         batches = train_batches(self.examples, self.source, cfg.data, cfg.specaug,
-                                cfg.train.seed, epoch)
+                                cfg.train.seed, epoch, on_error=self._skip)
         bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None, dynamic_ncols=True)
         for bi, batch in batches:
-            if bi < st.step_in_epoch:  # already done before the interruption
+            if bi < st.step_in_epoch or batch is None:  # done before an interruption / empty
                 continue
             loss = self._step(batch)
             st.step_in_epoch, st.global_step = bi + 1, st.global_step + 1
             if loss is None:
-                st.skipped_steps += 1
+                st.skipped_steps, st.epoch_bad = st.skipped_steps + 1, st.epoch_bad + 1
                 log.warning("non-finite loss or gradient at step %d: update skipped (%d so far)",
                             st.global_step, st.skipped_steps)
             else:
-                total, count = total + loss, count + 1
+                st.epoch_loss, st.epoch_steps = st.epoch_loss + loss, st.epoch_steps + 1
             secs += batch.seconds
             bar.update(1)
-            bar.set_postfix(loss=f"{total / max(1, count):.3f}",
+            bar.set_postfix(loss=f"{st.epoch_loss / max(1, st.epoch_steps):.3f}",
                             audio_s_per_s=f"{secs / (time.time() - t0):.0f}")
             every = cfg.train.checkpoint_every_steps
             if every and st.global_step % every == 0:
                 atomic_save(self._payload(), self.last)
         bar.close()
-        if count == 0:
+        if st.epoch_steps == 0 and st.epoch_bad:
             raise UserError(f"epoch {epoch}: every step had a non-finite loss; check the data "
                             "and lower train.lr")
-        return total / count
+        return st.epoch_loss / max(1, st.epoch_steps)
 
     def fit(self) -> Path:
         cfg, st = self.cfg, self.state
@@ -259,6 +332,7 @@ class Trainer:
                      train_loss, 100 * dev["dev_wer"], 100 * dev["dev_cer"], row["seconds"])
             self._save_epoch(epoch, metric)
             st.epoch, st.step_in_epoch = epoch + 1, 0
+            st.epoch_loss, st.epoch_steps, st.epoch_bad = 0.0, 0, 0
             stop = cfg.train.patience and st.bad_epochs >= cfg.train.patience
             if stop:
                 st.epoch = cfg.train.epochs + 1  # a resumed run must not train further

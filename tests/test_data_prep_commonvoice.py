@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.errors import UserError
 from asr.manifest import read_manifest
 from data_prep.commonvoice import prepare_commonvoice
+from data_prep.fake import write_commonvoice
 
-HEADER = "client_id\tpath\tsentence_id\tsentence\tsentence_domain\tup_votes\tdown_votes\tage\tgender\taccents\tvariant\tlocale\tsegment\n"
 ROWS = {
     "train": [("c0ffee", "common_voice_cy_1.mp3", 'He said "hello" to me.', 0.5),
               ("c0ffee", "common_voice_cy_2.mp3", "Bore  da,   Cymru!", 0.75)],
@@ -21,15 +20,9 @@ ROWS = {
 
 @pytest.fixture
 def corpus(tmp_path):
-    lang = tmp_path / "cv-corpus-17.0" / "cy"
-    (lang / "clips").mkdir(parents=True)
-    for split, rows in ROWS.items():
-        lines = [HEADER]
-        for client, clip, sentence, seconds in rows:
-            sf.write(lang / "clips" / clip, np.zeros(int(48000 * seconds), dtype=np.float32), 48000, format="MP3")
-            lines.append(f"{client}\t{clip}\tsid\t{sentence}\t\t2\t0\t\t\t\t\tcy\t\n")
-        (lang / f"{split}.tsv").write_text("".join(lines), encoding="utf-8")
-    return lang
+    rows = {split: [(client, clip, sentence, np.zeros(int(48000 * seconds), dtype=np.float32))
+                    for client, clip, sentence, seconds in items] for split, items in ROWS.items()}
+    return write_commonvoice(tmp_path / "cv-corpus-17.0" / "cy", rows)
 
 
 def test_prepare_commonvoice(corpus, tmp_path):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.errors import UserError
 from asr.manifest import read_manifest
+from data_prep.fake import write_fsdd
 from data_prep.fsdd import prepare_fsdd
 
 SPEAKERS = ("jackson", "theo", "yweweler")
@@ -19,15 +19,12 @@ REAL = Path("/work/shared/data/fsdd")
 
 @pytest.fixture
 def corpus(tmp_path):
-    rec = tmp_path / "fsdd" / "recordings"
-    rec.mkdir(parents=True)
-    for digit in (0, 7):
-        for spk in SPEAKERS:
-            for index in range(7):  # 0-4 official test, 5-6 train
-                n = 800 + 80 * index
-                sf.write(rec / f"{digit}_{spk}_{index}.wav", np.zeros(n, dtype=np.int16), 8000)
-    (rec / "notes.wav.txt").write_text("ignored")
-    return tmp_path / "fsdd"
+    # take index 0-4: official test, 5-6: train
+    files = {(digit, spk, index): np.zeros(800 + 80 * index, dtype=np.int16)
+             for digit in (0, 7) for spk in SPEAKERS for index in range(7)}
+    d = write_fsdd(tmp_path / "fsdd", files)
+    (d / "recordings" / "notes.wav.txt").write_text("ignored")
+    return d
 
 
 def test_official_split(corpus, tmp_path):

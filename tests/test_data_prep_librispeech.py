@@ -7,11 +7,11 @@ import tarfile
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.errors import UserError
 from asr.manifest import read_manifest
 from data_prep import librispeech
+from data_prep.fake import write_librispeech
 from data_prep.librispeech import download_librispeech, prepare_librispeech
 
 # subset -> {(spk, chapter): [(utt, text, samples at 16 kHz)]}
@@ -24,18 +24,9 @@ TREE = {
 
 @pytest.fixture
 def corpus(tmp_path):
-    root = tmp_path / "dl" / "LibriSpeech"
-    for subset, chapters in TREE.items():
-        for (spk, ch), utts in chapters.items():
-            d = root / subset / spk / ch
-            d.mkdir(parents=True)
-            lines = []
-            for utt, text, n in utts:
-                sf.write(d / f"{spk}-{ch}-{utt}.flac", np.zeros(n, dtype=np.int16), 16000)
-                lines.append(f"{spk}-{ch}-{utt} {text}\n")
-            (d / f"{spk}-{ch}.trans.txt").write_text("".join(lines))
-    (root / "README.TXT").write_text("LibriSpeech")
-    return tmp_path / "dl"
+    tree = {subset: {key: [(utt, text, np.zeros(n, dtype=np.int16)) for utt, text, n in utts]
+                     for key, utts in chapters.items()} for subset, chapters in TREE.items()}
+    return write_librispeech(tmp_path / "dl", tree)
 
 
 def test_prepare_all_present_subsets(corpus, tmp_path):

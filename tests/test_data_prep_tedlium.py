@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.errors import UserError
 from asr.manifest import read_manifest
+from data_prep.fake import write_tedlium
 from data_prep.tedlium import prepare_tedlium
 
 STM = {
@@ -30,15 +30,9 @@ STM = {
 
 @pytest.fixture
 def corpus(tmp_path):
-    legacy = tmp_path / "TEDLIUM_release-3" / "legacy"
-    for split, talks in STM.items():
-        (legacy / split / "sph").mkdir(parents=True)
-        (legacy / split / "stm").mkdir()
-        for talk, (seconds, lines) in talks.items():
-            sf.write(legacy / split / "sph" / f"{talk}.sph", np.zeros(int(seconds * 1000), dtype=np.int16), 1000,
-                     format="NIST", subtype="PCM_16")
-            (legacy / split / "stm" / f"{talk}.stm").write_text("\n".join(lines) + "\n")
-    return tmp_path / "TEDLIUM_release-3"
+    talks = {split: {talk: (np.zeros(int(seconds * 1000), dtype=np.int16), lines)
+                     for talk, (seconds, lines) in items.items()} for split, items in STM.items()}
+    return write_tedlium(tmp_path, talks, sr=1000)
 
 
 def test_prepare_tedlium_segments(corpus, tmp_path):

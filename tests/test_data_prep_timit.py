@@ -8,6 +8,7 @@ import soundfile as sf
 
 from asr.errors import UserError
 from asr.manifest import read_manifest
+from data_prep.fake import write_timit
 from data_prep.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS, PHONE_MAP, fold_phones, prepare_timit
 
 PHN = ["h#", "sh", "ix", "hv", "eh", "dcl", "jh", "ih", "q", "ax-h", "pau", "zh", "h#"]
@@ -25,21 +26,12 @@ LAYOUT = {
 
 
 def _build(root, upper: bool):
-    case = str.upper if upper else str.lower
-    for part, regions in LAYOUT.items():
-        for dr, speakers in regions.items():
-            for spk, sents in speakers.items():
-                d = root / case(part) / case(dr) / case(spk)
-                d.mkdir(parents=True)
-                for i, sent in enumerate(sents):
-                    n = 16000 + 1600 * i
-                    sf.write(d / (case(sent) + case(".wav")), np.zeros(n, dtype=np.int16), 16000,
-                             format="NIST", subtype="PCM_16")
-                    step = n // len(PHN)
-                    phn = "".join(f"{k * step} {(k + 1) * step} {p}\n" for k, p in enumerate(PHN))
-                    (d / (case(sent) + case(".phn"))).write_text(phn)
-                    (d / (case(sent) + case(".txt"))).write_text(f"0 {n} She had your dark suit.\n")
-                    (d / (case(sent) + case(".wrd"))).write_text(f"0 {n} she\n")
+    layout = {part: {dr: {spk: [(sent, PHN, "She had your dark suit.", np.zeros(16000 + 1600 * i, dtype=np.int16))
+                                for i, sent in enumerate(sents)]
+                          for spk, sents in speakers.items()}
+                     for dr, speakers in regions.items()}
+              for part, regions in LAYOUT.items()}
+    write_timit(root, layout, upper=upper)
 
 
 @pytest.mark.parametrize("upper", [True, False])

@@ -7,10 +7,10 @@ import tarfile
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asr.errors import UserError
 from asr.manifest import read_manifest
+from data_prep.fake import write_yesno
 from data_prep.yesno import download_yesno, prepare_yesno
 
 NAMES = ["0_0_0_0_1_1_1_1", "0_0_1_0_0_0_1_0", "0_1_0_0_1_0_1_1", "1_0_0_0_0_0_0_1", "1_1_0_1_0_1_1_0",
@@ -19,10 +19,9 @@ NAMES = ["0_0_0_0_1_1_1_1", "0_0_1_0_0_0_1_0", "0_1_0_0_1_0_1_1", "1_0_0_0_0_0_0
 
 @pytest.fixture
 def corpus(tmp_path):
-    d = tmp_path / "waves_yesno"
-    d.mkdir()
-    for i, name in enumerate(reversed(NAMES)):  # written out of order: prepare must sort
-        sf.write(d / f"{name}.wav", np.zeros(8000 + 800 * i, dtype=np.int16), 8000)
+    # written out of order: prepare must sort
+    d = write_yesno(tmp_path, {name: np.zeros(8000 + 800 * i, dtype=np.int16)
+                               for i, name in enumerate(reversed(NAMES))})
     (d / "README").write_text("not audio")
     return d
 

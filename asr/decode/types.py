@@ -12,6 +12,21 @@ class WordTiming(NamedTuple):
     confidence: float  # in [0, 1]
 
 
+class TokenSpan(NamedTuple):
+    """Frames one token occupies in a CTC forced alignment.
+
+    Attributes:
+        token: token id.
+        start: first output frame; end: one past the last frame.
+        confidence: mean posterior of the token over its frames, in [0, 1].
+    """
+
+    token: int
+    start: int
+    end: int
+    confidence: float
+
+
 class Hypothesis(NamedTuple):
     """One decoded utterance.
 

@@ -47,7 +47,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     dev_args=()
     # The shared copy ships the project's fixed speaker-disjoint dev split; use it when present.
     if [ -f "$corpus/splits/dev_speakers.txt" ]; then
-        read -r -a spk < <(tr '\n' ' ' < "$corpus/splits/dev_speakers.txt")
+        read -r -a spk < <(tr "\n" " " < "$corpus/splits/dev_speakers.txt") || true
         dev_args=(--dev-speakers "${spk[@]}")
     fi
     "$asr" prepare an4 --corpus "$corpus" --out "$data" "${dev_args[@]}"

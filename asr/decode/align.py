@@ -1,0 +1,121 @@
+"""Word timestamps and confidences: CTC forced alignment of a token sequence to its log-probs.
+
+Given one utterance's log-probs ``(T', V)`` and the tokens a decoder chose, Viterbi forced
+alignment (``torchaudio.functional.forced_align``) gives each token its span of output frames.
+Tokens are grouped into words by the tokenizer's convention (character models: ``|`` separates
+words; sentencepiece: a piece starting with ``▁`` starts a word; phone models: one phone a word).
+A word runs from its first token's first frame to its last token's last frame; its confidence is
+the mean posterior of its tokens over those tokens' frames.
+
+Legend: T' output frames, V vocabulary (blank = 0), L tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio.functional as AF
+
+from asr.decode.types import TokenSpan, WordTiming
+from asr.tokenizer import SPACE
+
+BPE_SPACE = "\u2581"  # sentencepiece's word-start mark "▁"
+
+
+def align_tokens(log_probs: torch.Tensor, tokens: list[int], blank: int = 0) -> list[TokenSpan]:
+    """Force-align ``tokens`` to ``log_probs`` (T', V) and return one span per token.
+
+    Raises:
+        ValueError: ``log_probs`` is not 2-D, or CTC cannot fit the tokens into T' frames.
+
+    Example:
+        >>> lp = torch.tensor([[0.1, 0.9], [0.9, 0.1]]).log()
+        >>> align_tokens(lp, [1])
+        [TokenSpan(token=1, start=0, end=1, confidence=0.9...)]
+    """
+    if log_probs.dim() != 2:
+        raise ValueError(f"log_probs must be 2-D (T, V), found {tuple(log_probs.shape)}")
+    if not tokens:
+        return []
+    T = log_probs.shape[0]
+    need = len(tokens) + sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+    if T < need:
+        raise ValueError(f"cannot align {len(tokens)} tokens to {T} frames (CTC needs {need})")
+    lp = log_probs.detach().float().cpu().contiguous()
+    targets = torch.tensor([tokens], dtype=torch.int32)
+    path, _ = AF.forced_align(lp.unsqueeze(0), targets, blank=blank)  # (1, T')
+    path = path[0].tolist()
+    post = lp.exp()  # (T', V)
+    spans: list[TokenSpan] = []
+    t = 0
+    while t < T:
+        tok = path[t]
+        end = t + 1
+        while end < T and path[end] == tok:
+            end += 1
+        if tok != blank:
+            spans.append(TokenSpan(tok, t, end, float(post[t:end, tok].mean())))
+        t = end
+    assert len(spans) == len(tokens), "forced alignment lost a token"
+    return spans
+
+
+def group_words(spans: list[TokenSpan], symbols: list[str], kind: str
+                ) -> list[tuple[str, list[TokenSpan]]]:
+    """Group token spans into ``(word, spans)`` by the tokenizer ``kind`` (char, bpe, phone)."""
+    words: list[tuple[str, list[TokenSpan]]] = []
+    if kind == "phone":
+        return [(symbols[s.token], [s]) for s in spans]
+    cur, cur_spans = "", []
+    for s in spans:
+        sym = symbols[s.token]
+        if kind == "bpe":
+            starts = sym.startswith(BPE_SPACE)
+            piece = sym[1:] if starts else sym
+            if starts and cur_spans:
+                words.append((cur, cur_spans))
+                cur, cur_spans = "", []
+            cur += piece
+            cur_spans.append(s)
+        elif sym == SPACE:
+            if cur_spans:
+                words.append((cur, cur_spans))
+            cur, cur_spans = "", []
+        else:
+            cur += sym
+            cur_spans.append(s)
+    if cur_spans:
+        words.append((cur, cur_spans))
+    return [(w, ss) for w, ss in words if w]
+
+
+def timed_word(word: str, spans: list[TokenSpan], frame_seconds: float, offset: float = 0.0
+               ) -> WordTiming:
+    """A word from its tokens' spans: first frame to last frame, confidence = mean posterior
+    over all those frames."""
+    frames = sum(s.end - s.start for s in spans)
+    conf = sum(s.confidence * (s.end - s.start) for s in spans) / frames
+    return WordTiming(word, offset + spans[0].start * frame_seconds,
+                      offset + spans[-1].end * frame_seconds, conf)
+
+
+def spans_to_words(spans: list[TokenSpan], symbols: list[str], kind: str, frame_seconds: float,
+                   offset: float = 0.0) -> list[WordTiming]:
+    """Timed words from aligned token spans; ``offset`` (seconds) is added to every time."""
+    return [timed_word(w, ss, frame_seconds, offset)
+            for w, ss in group_words(spans, symbols, kind)]
+
+
+def word_timings(log_probs: torch.Tensor, tokens: list[int], tokenizer, frame_seconds: float,
+                 offset: float = 0.0) -> list[WordTiming]:
+    """Timed, scored words of ``tokens`` decoded from one utterance's ``log_probs`` (T', V).
+
+    Args:
+        log_probs: (T', V) log-posteriors of the utterance (valid frames only).
+        tokens: token ids chosen by a decoder (no blanks, repeats collapsed).
+        tokenizer: gives ``symbols`` and ``kind`` ("char", "bpe" or "phone").
+        frame_seconds: duration of one output frame (``Recognizer.frame_seconds``).
+        offset: seconds added to every time (a chunk's start in a long recording).
+    """
+    spans = align_tokens(log_probs, tokens)
+    return spans_to_words(spans, tokenizer.symbols, getattr(tokenizer, "kind", "char"),
+                          frame_seconds, offset)

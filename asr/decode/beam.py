@@ -1,0 +1,235 @@
+"""CTC beam search with an optional lexicon and n-gram LM: flashlight-text through torchaudio.
+
+Two modes, as ``torchaudio.models.decoder.ctc_decoder``:
+
+* lexicon-constrained (``lexicon`` set): only lexicon words come out; ``lm`` is a word n-gram
+  (ARPA or KenLM binary, e.g. from ``asr lm build``) scored at each word end.
+* lexicon-free (``lexicon=""``): any token sequence; ``lm``, if given, is a *token*-level
+  n-gram whose vocabulary is the model's symbols (flashlight scores it at every token).
+
+Tokens are the model's symbols in id order, so flashlight ids equal ours (blank ``<blank>`` = 0).
+The silence token is ``|`` for character models (lexicon spellings end in it, as ``asr lm build``
+writes them); sentencepiece and phone models have no silence token, and the blank stands in for it
+(fairseq's convention), so ``sil_score`` then applies to blanks between words. Sentencepiece words
+are delimited by the ``▁`` mark of their first piece, in lexicon-free mode too.
+
+Two details differ from calling ``ctc_decoder`` directly: character models are trained without a
+``|`` after the last word, so in lexicon mode one closing ``|`` frame is appended (otherwise the
+last word never completes and is dropped); and a token-level LM gets its dictionary in symbol order
+(torchaudio builds it from an unordered map, which scrambles token ids against LM words).
+
+Legend: B batch, T' output frames, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from asr.decode.align import word_timings
+from asr.decode.types import Hypothesis
+from asr.errors import UserError
+from asr.tokenizer import BLANK, SPACE
+
+
+@dataclass
+class BeamConfig:
+    """Beam search settings (``decode.yaml`` holds one).
+
+    Attributes:
+        beam_size: hypotheses kept after each frame.
+        beam_size_token: tokens tried per frame; 0 tries all.
+        beam_threshold: prune hypotheses this far (log domain) below the best.
+        lm_weight: LM score multiplier. word_score: added per emitted word (insertion bonus).
+        unk_score: added per out-of-lexicon word; -inf forbids them (lexicon mode only).
+        sil_score: added per silence token.
+        nbest: hypotheses returned per utterance (distinct texts).
+        lexicon: lexicon file (``word t1 t2 ...``); "" decodes lexicon-free.
+        lm: ARPA or KenLM binary file; "" decodes without an LM.
+        log_add: merge equal hypotheses by log-add instead of max.
+    """
+
+    beam_size: int = 50
+    beam_size_token: int = 0
+    beam_threshold: float = 25.0
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+    unk_score: float = -math.inf
+    sil_score: float = 0.0
+    nbest: int = 1
+    lexicon: str = ""
+    lm: str = ""
+    log_add: bool = False
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.nbest < 1 or self.beam_size_token < 0:
+            raise ValueError("beam_size and nbest must be >= 1, beam_size_token >= 0")
+        if self.nbest > self.beam_size:
+            raise ValueError(f"nbest ({self.nbest}) cannot exceed beam_size ({self.beam_size})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ libraries write there directly) for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def silence_token(tokenizer) -> str:
+    """The silence token flashlight uses: ``|`` for character models, else the blank."""
+    char = getattr(tokenizer, "kind", "") == "char" and SPACE in tokenizer.symbols
+    return SPACE if char else BLANK
+
+
+def check_lexicon(path: str, symbols: list[str]) -> None:
+    """Raise UserError naming the line when a lexicon spelling uses a token the model lacks."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"lexicon file not found: {p}")
+    known = set(symbols)
+    n_words = 0
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise UserError(f"{p}:{n}: lexicon line needs a word and its spelling")
+            bad = [t for t in parts[1:] if t not in known]
+            if bad:
+                raise UserError(f"{p}:{n}: token(s) {' '.join(bad)} of '{parts[0]}' are not in "
+                                "the model's vocabulary")
+            n_words += 1
+    if not n_words:
+        raise UserError(f"lexicon file is empty: {p}")
+
+
+class BeamDecoder:
+    """Beam-search CTC log-probs into n-best :class:`Hypothesis` lists.
+
+    Example:
+        >>> dec = BeamDecoder(rec.tokenizer, BeamConfig(lexicon="lex.txt", lm="3gram.arpa"))
+        >>> nbest = dec(log_probs, lens, rec.frame_seconds)  # list (B) of lists (nbest)
+        >>> nbest[0][0].text
+    """
+
+    def __init__(self, tokenizer, cfg: BeamConfig):
+        from torchaudio.models.decoder import ctc_decoder
+
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        symbols = tokenizer.symbols
+        if symbols[0] != BLANK:
+            raise UserError("the tokenizer's symbol 0 must be the blank")
+        if cfg.lexicon:
+            check_lexicon(cfg.lexicon, symbols)
+        if cfg.lm and not Path(cfg.lm).is_file():
+            raise UserError(f"language model file not found: {cfg.lm}")
+        try:
+            with _quiet_stderr(), tempfile.TemporaryDirectory() as tmp:  # KenLM prints progress
+                lm_dict = None
+                if cfg.lm and not cfg.lexicon:
+                    # A token LM's word ids must equal token ids; torchaudio would build that
+                    # dictionary from an unordered map, so give it the symbols in order.
+                    lm_dict = os.path.join(tmp, "tokens.txt")
+                    Path(lm_dict).write_text("".join(f"{s}\n" for s in symbols), encoding="utf-8")
+                self._decoder = ctc_decoder(
+                    lexicon=cfg.lexicon or None, tokens=list(symbols), lm=cfg.lm or None,
+                    lm_dict=lm_dict,
+                    nbest=cfg.beam_size, beam_size=cfg.beam_size,
+                    beam_size_token=cfg.beam_size_token or None,
+                    beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
+                    word_score=cfg.word_score, unk_score=cfg.unk_score, sil_score=cfg.sil_score,
+                    log_add=cfg.log_add, blank_token=BLANK, sil_token=silence_token(tokenizer),
+                    unk_word="<unk>")
+        except (RuntimeError, ValueError, IndexError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"cannot build the beam decoder: {msg}") from None
+        self._silence = symbols.index(silence_token(tokenizer))
+        self._pad_silence = bool(cfg.lexicon) and symbols[self._silence] == SPACE
+
+    def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor | None = None,
+                 frame_seconds: float = 0.0, offsets: list[float] | None = None
+                 ) -> list[list[Hypothesis]]:
+        """Decode a batch.
+
+        Args:
+            log_probs: (B, T', V) log-posteriors (any device; decoded on CPU).
+            lens: (B,) valid frames; None means all T'.
+            frame_seconds: duration of one output frame, for word times; 0 skips word timing.
+            offsets: seconds added to each utterance's word times (default 0).
+
+        Returns:
+            per utterance, up to ``nbest`` hypotheses with distinct texts, best first; word
+            times and confidences come from forced alignment (:mod:`asr.decode.align`).
+        """
+        if log_probs.dim() != 3:
+            raise ValueError(f"log_probs must be 3-D (B, T, V), found {tuple(log_probs.shape)}")
+        if log_probs.shape[-1] != len(self.tokenizer.symbols):
+            raise ValueError(f"log_probs has {log_probs.shape[-1]} classes, the tokenizer "
+                             f"{len(self.tokenizer.symbols)}")
+        em = log_probs.detach().float().cpu()
+        B, T, V = em.shape
+        lens = torch.full((B,), T, dtype=torch.long) if lens is None else lens.cpu().long()
+        out = []
+        for b in range(B):
+            n = int(lens[b])
+            seen: set[str] = set()
+            best: list[Hypothesis] = []
+            for r in self._search(em[b, :n]):
+                hyp = self._hypothesis(r, em[b, :n], frame_seconds, offsets[b] if offsets else 0.0)
+                if hyp.text in seen:
+                    continue
+                seen.add(hyp.text)
+                best.append(hyp)
+                if len(best) == self.cfg.nbest:
+                    break
+            out.append(best or [Hypothesis("", [], [], [], 0.0)])
+        return out
+
+    def _search(self, em: torch.Tensor) -> list:
+        """flashlight's final hypotheses for one utterance's (T', V) emissions."""
+        if em.shape[0] == 0:
+            return []
+        if self._pad_silence:
+            # Lexicon spellings of character models end in "|" but the model is trained without
+            # one after the last word; a closing silence frame lets that word complete.
+            pad = torch.full((1, em.shape[1]), -1e4)
+            pad[0, self._silence] = 0.0
+            em = torch.cat([em, pad])
+        em = em.contiguous()
+        return self._decoder.decoder.decode(em.data_ptr(), em.shape[0], em.shape[1])
+
+    def _hypothesis(self, r, lp: torch.Tensor, frame_seconds: float, offset: float) -> Hypothesis:
+        # r.tokens has one entry per frame plus a leading and a trailing silence (flashlight).
+        path = list(r.tokens)[1:lp.shape[0] + 1]
+        tokens, steps, prev = [], [], 0
+        for t, s in enumerate(path):
+            if s != 0 and s != prev:
+                tokens.append(int(s))
+                steps.append(t)
+            prev = s
+        if self.cfg.lexicon:
+            text = " ".join(self._decoder.word_dict.get_entry(w) for w in r.words if w >= 0)
+        else:
+            text = self.tokenizer.decode(tokens)
+        words = word_timings(lp, tokens, self.tokenizer, frame_seconds, offset) \
+            if frame_seconds > 0 and tokens else []
+        return Hypothesis(text, tokens, steps, words, float(r.score))

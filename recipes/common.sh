@@ -1,0 +1,277 @@
+# recipes/common.sh: the part every recipes/<corpus>/run.sh shares. Sourced, never run.
+#
+# A recipe sets `recipe` (its name) and `here` (its folder), optionally `recipe_opts` (its own
+# options, `[--option]=variable`) and `score_opts` (extra `asr score` flags), then calls
+# `parse_args "$@"`. Knobs a recipe may set first: lm_order (3), tune_lm (1), dev_name (dev),
+# report_dev (1).
+# After parse_args these are set:
+#   corpus stage stop_stage config exp data device smoke overrides[] asr py root results_md
+# and the helpers below run the stages:
+#   stage N "what"            true when N is within --stage..--stop-stage (logs "stage N: what")
+#   timed STAGE WHAT cmd...   run cmd, record its wall time in $exp/timing.tsv (STAGE: prepare,
+#                             lm, train, decode or score; WHAT: a unique name, e.g. the set)
+#   fake_corpus               --smoke: write the miniature corpus, set $corpus to it
+#   model_stages DIR TRAIN DEV [NAME=MANIFEST ...]
+#                             stages 1-4 for one model in DIR: 1 LM from TRAIN's text, 2 training
+#                             (DEV selects checkpoints), 3 greedy and beam+LM decoding of DEV and
+#                             of each NAME=MANIFEST, 4 scoring
+#   summaries DIR [NAME...]   the score summary.json files of DIR's decoded sets
+#   publish_results TITLE KEY [results_table options] SUMMARY.json...
+#                             refresh the table KEY in $results_md (python -m asr.scoring.results_table)
+#
+# Tokens: `asr train` builds the tokenizer from the training text and stores it in model.pt, so
+# stage 3 takes the token list (and a sentencepiece model) from there to spell the LM's words
+# into the decoding lexicon; a list written before training could disagree with the model.
+#
+# Options every recipe takes:
+#   --corpus DIR      the corpus as distributed (stage 0 downloads it when omitted, where possible)
+#   --stage N --stop-stage M   run stages N..M (default all)
+#   --config YAML     training config (default conf/train.yaml; conf/smoke.yaml with --smoke)
+#   --exp-dir DIR     output folder (default exp/<config name>)
+#   --data-dir DIR    manifests (default data/; <exp-dir>/data with --smoke)
+#   --device D        auto, cpu or cuda[:N] (default auto)
+#   --no-lm           skip the LM and beam search (greedy decoding only)
+#   --smoke           fake miniature corpus + conf/smoke.yaml: checks the recipe end to end
+#   KEY=VALUE         config overrides for `asr train`, e.g. train.epochs=5
+
+declare -A recipe_opts 2>/dev/null || true
+declare -p score_opts >/dev/null 2>&1 || score_opts=()
+lm_order=${lm_order:-3}   # n-gram order of the LM
+tune_lm=${tune_lm:-1}     # 1: tune LM weight / word score on the dev set
+dev_name=${dev_name:-dev} # name of the model-selection set in decode_<name>_* folders
+report_dev=${report_dev:-1} # 0: decode dev only to tune the LM weight, neither greedy nor scored
+
+_usage() {
+    local extra=""
+    for o in "${!recipe_opts[@]}"; do extra+=" [$o ${recipe_opts[$o]^^}]"; done
+    echo "usage: $0 [--corpus DIR] [--stage N] [--stop-stage M] [--config YAML] [--exp-dir DIR]" \
+         "[--data-dir DIR] [--device auto|cpu|cuda] [--no-lm] [--smoke]$extra [KEY=VALUE ...]" >&2
+    exit 2
+}
+
+log() { echo "[$recipe $(date +%H:%M:%S)] $*"; }
+die() { echo "$recipe/run.sh: $*" >&2; exit 2; }
+
+parse_args() {
+    root=$(cd "$here/../.." && pwd)
+    run_command="bash recipes/$recipe/run.sh"
+    [ $# -eq 0 ] || run_command+=$(printf ' %q' "$@")
+    corpus="" stage=0 stop_stage=100 config="" exp="" data="" device=auto smoke=0 use_lm=1
+    overrides=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --corpus) corpus=${2:?}; shift 2 ;;
+            --stage) stage=${2:?}; shift 2 ;;
+            --stop-stage) stop_stage=${2:?}; shift 2 ;;
+            --config) config=${2:?}; shift 2 ;;
+            --exp-dir) exp=${2:?}; shift 2 ;;
+            --data-dir) data=${2:?}; shift 2 ;;
+            --device) device=${2:?}; shift 2 ;;
+            --no-lm) use_lm=0; shift ;;
+            --smoke) smoke=1; shift ;;
+            -h|--help) _usage ;;
+            --*)
+                [ -n "${recipe_opts[$1]+x}" ] || { echo "run.sh: unknown option '$1'" >&2; _usage; }
+                printf -v "${recipe_opts[$1]}" '%s' "${2?$1 needs a value}"; shift 2 ;;
+            *=*) overrides+=("$1"); shift ;;
+            *) echo "run.sh: unknown argument '$1'" >&2; _usage ;;
+        esac
+    done
+    [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage/--stop-stage must be integers"
+    if [ "$smoke" = 1 ]; then config=${config:-$here/conf/smoke.yaml}; else config=${config:-$here/conf/train.yaml}; fi
+    [ -f "$config" ] || die "config not found: $config"
+    exp=${exp:-$here/exp/$(basename "$config" .yaml)}
+    mkdir -p "$exp"
+    exp=$(cd "$exp" && pwd)
+    if [ "$smoke" = 1 ]; then data=${data:-$exp/data}; results_md=$exp/RESULTS.md
+    else data=${data:-$here/data}; results_md=$here/RESULTS.md; fi
+    mkdir -p "$data"
+    data=$(cd "$data" && pwd)
+    if [ -x "$root/.venv/bin/asr" ]; then asr=$root/.venv/bin/asr py=$root/.venv/bin/python
+    else asr=asr py=python3; fi
+    command -v "$asr" >/dev/null || die "'asr' not found; run scripts/setup.sh first"
+    eval_device=$device
+    if [ "$device" = auto ]; then
+        eval_device=cpu
+        nvidia-smi -L >/dev/null 2>&1 && eval_device=cuda
+    fi
+    if [ "$use_lm" = 1 ] && ! "$asr" decode --help >/dev/null 2>&1; then
+        log "this asr has no 'decode' command: greedy decoding only"
+        use_lm=0
+    fi
+    if [ "$smoke" = 1 ]; then tune_grid=(--lm-weights 0,1 --word-scores 0); else tune_grid=(); fi
+    log "config $config, exp $exp, data $data"
+}
+
+stage() {
+    if [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
+        log "stage $1: ${2:-}"
+        return 0
+    fi
+    return 1
+}
+
+timed() {
+    local what=$1 key=$2 t0=$SECONDS
+    shift 2
+    "$@"
+    printf '%s\t%s\t%s\n' "$what" "$((SECONDS - t0))" "$key" >> "$exp/timing.tsv"
+}
+
+fake_corpus() {
+    corpus=$("$py" -m data_prep.fake "$recipe" "$exp/fake_corpus" "$@")
+    log "smoke test: fake corpus in $corpus"
+}
+
+# normalized_text MANIFEST... : their texts as the config's `text` settings normalise them (the
+# model's own targets), one a line, on stdout.
+normalized_text() {
+    "$py" - "$config" "${overrides[@]}" -- "$@" <<'EOF'
+import sys
+from asr.config import load_config
+from asr.manifest import read_manifest
+args = sys.argv[1:]
+cut = args.index("--")
+norm = load_config(args[0], args[1:cut]).text
+for manifest in args[cut + 1:]:
+    for u in read_manifest(manifest):
+        if norm(u.text):
+            print(norm(u.text))
+EOF
+}
+
+# write_lang MODEL TEXT DIR : DIR/tokens.txt (the model's symbols) and, for character and BPE
+# models, DIR/lexicon.txt spelling every word of TEXT (the LM's words). Phone models decode
+# lexicon-free with a phone LM, so they get no lexicon.
+write_lang() {
+    "$py" - "$@" <<'EOF'
+import sys
+from pathlib import Path
+from asr.inference import load_model
+from asr.lm.lexicon import bpe_lexicon, char_lexicon, words_from_text, write_lexicon
+model, text, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+tok = load_model(model).tokenizer
+out.mkdir(parents=True, exist_ok=True)
+(out / "tokens.txt").write_text("".join(s + "\n" for s in tok.symbols), encoding="utf-8")
+words = list(words_from_text(text.read_text(encoding="utf-8").splitlines()))
+if tok.kind == "char":
+    lexicon, skipped = char_lexicon(words, tok.symbols)
+elif tok.kind == "bpe":
+    (out / "bpe.model").write_bytes(tok.model_proto)
+    lexicon, skipped = bpe_lexicon(words, str(out / "bpe.model"))
+else:
+    sys.exit(0)
+write_lexicon(out / "lexicon.txt", lexicon)
+print(f"{out}/lexicon.txt: {len(lexicon)} words, {skipped} not spellable by the model")
+EOF
+}
+
+# train_model DIR TRAIN DEV : `asr train`, resuming DIR's run when it was interrupted; a finished
+# run (DIR/model.pt) is kept.
+train_model() {
+    local dir=$1 train=$2 dev=$3 resume=()
+    if [ -f "$dir/model.pt" ]; then
+        log "model exists: $dir/model.pt (remove it to retrain)"
+        return 0
+    fi
+    [ -f "$dir/checkpoints/last.pt" ] && resume=(--resume) && log "resuming the run in $dir"
+    "$asr" train --config "$config" --train "$train" --dev "$dev" --exp-dir "$dir" \
+        --device "$device" "${resume[@]}" "${overrides[@]}"
+}
+
+# score_dir MANIFEST DIR : `asr score` of DIR/hyp.txt -> DIR/report/{report.md,summary.json}
+score_dir() {
+    "$asr" score "$1" "$2/hyp.txt" --out-dir "$2/report" "${score_opts[@]}"
+}
+
+# evaluate_and_score MODEL MANIFEST DIR : greedy decoding + scoring in one go
+evaluate_and_score() {
+    "$asr" evaluate "$1" "$2" --out "$3" --device "$eval_device"
+    score_dir "$2" "$3"
+}
+
+# model_stages DIR TRAIN DEV [NAME=MANIFEST ...] : stages 1-4 for the model in DIR. DEV picks
+# the checkpoints to average and (unless tune_lm=0) the LM weight and word score of the beam
+# search; the other sets are only decoded and scored. Sets decode into DIR/decode_<name>_{greedy,beam}.
+model_stages() {
+    local dir=$1 train=$2 dev=$3
+    shift 3
+    local sets=("$dev_name=$dev" "$@") lm=$dir/lm/${lm_order}gram.arpa tag=""
+    [ "$dir" = "$exp" ] || tag="$(basename "$dir") "
+    mkdir -p "$dir"
+    if [ "$use_lm" = 1 ] && stage 1 "LM (order $lm_order) from the training text only"; then
+        mkdir -p "$dir/lm"
+        normalized_text "$train" > "$dir/lm/text.txt"
+        timed lm "${tag}lm" "$asr" lm build "$dir/lm/text.txt" -o "$lm" --order "$lm_order"
+    fi
+    if stage 2 "training in $dir"; then
+        timed train "${tag}train" train_model "$dir" "$train" "$dev"
+    fi
+    if stage 3 "decoding: greedy$([ "$use_lm" = 1 ] && echo ", beam search + LM")"; then
+        local s name manifest
+        for s in "${sets[@]}"; do
+            name=${s%%=*} manifest=${s#*=}
+            [ "$name" = "$dev_name" ] && [ "$report_dev" = 0 ] && continue
+            timed decode "${tag}$name greedy" "$asr" evaluate "$dir/model.pt" "$manifest" \
+                --out "$dir/decode_${name}_greedy" --device "$eval_device"
+        done
+        if [ "$use_lm" = 1 ]; then
+            [ -f "$lm" ] || die "no LM at $lm: run stage 1 first (or pass --no-lm)"
+            write_lang "$dir/model.pt" "$dir/lm/text.txt" "$dir/lang"
+            local lex=()
+            [ -f "$dir/lang/lexicon.txt" ] && lex=(--lexicon "$dir/lang/lexicon.txt")
+            rm -f "$dir/decode.yaml"
+            for s in "${sets[@]}"; do
+                name=${s%%=*} manifest=${s#*=}
+                local tune=()
+                # The LM weight and word score are tuned on dev only (tune_lm=0 when dev is the
+                # reported test set); the decode.yaml that --tune writes serves the later sets.
+                if [ "$name" = "$dev_name" ]; then
+                    if [ "$tune_lm" = 1 ]; then tune=(--tune "${tune_grid[@]}");
+                    elif [ "$report_dev" = 0 ]; then continue; fi
+                fi
+                timed decode "${tag}$name beam" "$asr" decode "$dir/model.pt" "$manifest" --lm "$lm" \
+                    "${lex[@]}" "${tune[@]}" --out "$dir/decode_${name}_beam" --device "$eval_device"
+            done
+        fi
+    fi
+    if stage 4 "scoring"; then
+        local s name manifest d
+        for s in "${sets[@]}"; do
+            name=${s%%=*} manifest=${s#*=}
+            [ "$name" = "$dev_name" ] && [ "$report_dev" = 0 ] && continue
+            for d in greedy beam; do
+                if [ -f "$dir/decode_${name}_$d/hyp.txt" ]; then
+                    timed score "${tag}$name $d" score_dir "$manifest" "$dir/decode_${name}_$d"
+                fi
+            done
+        done
+    fi
+}
+
+# summaries DIR [NAME...] : the summary.json files of DIR's scored sets (all when no NAME)
+summaries() {
+    local dir=$1 name d
+    shift
+    if [ $# -eq 0 ]; then
+        ls "$dir"/decode_*/report/summary.json 2>/dev/null || true
+        return
+    fi
+    for name in "$@"; do
+        for d in greedy beam; do
+            if [ -f "$dir/decode_${name}_$d/report/summary.json" ]; then
+                echo "$dir/decode_${name}_$d/report/summary.json"
+            fi
+        done
+    done
+    return 0
+}
+
+# publish_results TITLE KEY [results_table options] SUMMARY.json... : refresh the block KEY of
+# $results_md (RESULTS.md, or $exp/RESULTS.md for --smoke) with a table of these summaries
+publish_results() {
+    local title=$1 key=$2
+    shift 2
+    "$py" -m asr.scoring.results_table "$@" --title "$title" --command "$run_command" \
+        --timing "$exp/timing.tsv" --update "$results_md" --key "$key"
+}
