@@ -268,7 +268,29 @@ def make_fake_tedlium(dir: str | Path, segments: int = 4) -> Path:
     return write_tedlium(dir, talks)
 
 
-MAKERS = {"yesno": make_fake_yesno, "fsdd": make_fake_fsdd, "librispeech": make_fake_librispeech,
+def make_fake_an4(dir: str | Path, speakers: Sequence[str] = ("fash", "mblb", "fcaw", "mjgk"),
+                  utts: int = 5, test: bool = True) -> Path:
+    """AN4 in its git-mirror layout (``wav/an4_clstk/<spk>/<id>.wav`` + ``etc/*.transcription``),
+    with a test part (two more speakers) when ``test``; returns ``dir``."""
+    rng = np.random.default_rng(0)
+    root = Path(dir)
+    for part, spks, trans in (("an4_clstk", speakers, "an4_train"),
+                              ("an4test_clstk", ("fvap", "mmxg") if test else (), "an4_test")):
+        lines = []
+        for si, spk in enumerate(spks):
+            for k in range(utts):
+                uid = f"an{100 + 10 * si + k}-{spk}-b"
+                text = _sentence(rng)
+                _write(root / "wav" / part / spk / f"{uid}.wav", synth(text, 16000, si * 100 + k),
+                       16000, subtype="PCM_16")
+                lines.append(f"<s> {text} </s> ({uid})\n")
+        if spks:
+            (root / "etc").mkdir(parents=True, exist_ok=True)
+            (root / "etc" / f"{trans}.transcription").write_text("".join(lines))
+    return root
+
+
+MAKERS = {"an4": make_fake_an4, "yesno": make_fake_yesno, "fsdd": make_fake_fsdd, "librispeech": make_fake_librispeech,
           "timit": make_fake_timit, "commonvoice": make_fake_commonvoice, "tedlium": make_fake_tedlium}
 
 
