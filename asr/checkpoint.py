@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from asr.errors import UserError
+from asr.manifest import temp_file_beside
 
 FORMAT = "asr-model"
 VERSION = 1
@@ -24,7 +24,7 @@ VERSION = 1
 def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(p)  # also clears what a killed writer of p left
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

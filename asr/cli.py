@@ -22,7 +22,8 @@ def _number(kind: type, lo: float, strict: bool):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {want}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {want}, got {text!r}"
+                                             ) from None
         if not math.isfinite(v) or v < lo or (strict and v == lo):
             raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
         return v

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from asr.audio import load_audio, perturbed_length, speed_perturb
+from asr.audio import (AudioError, audio_info, load_audio, perturbed_length, read_audio,
+                       speed_perturb)
 from asr.config import DataConfig
 from asr.features import FeatureConfig, FeatureExtractor, SpecAugmentConfig, apply_cmvn, spec_augment
 from asr.errors import UserError
@@ -43,18 +43,17 @@ class Example:
     frames: int  # input frames at speed 1.0
 
 
-def audio_problem(u: Utterance) -> str | None:
-    """Why ``u``'s audio cannot be used (missing, unreadable header, no samples), else None."""
-    import soundfile as sf
-
-    if not os.path.isfile(u.audio_path):
-        return "audio file not found"
+def audio_problem(u: Utterance, read: bool = False) -> str | None:
+    """Why ``u``'s audio cannot be used, else None: missing, empty, unreadable or truncated
+    (header only), or with ``read`` also unreadable samples and NaN/Inf (reads the segment)."""
     try:
-        info = sf.info(u.audio_path)
-    except Exception as e:  # libsndfile's errors vary by format and version
-        return f"unreadable audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-    if info.frames == 0:
-        return "audio file has no samples"
+        if read:
+            offset = float(u.extra.get("offset", 0.0))
+            read_audio(u.audio_path, offset, u.duration if "offset" in u.extra else None)
+        else:
+            audio_info(u.audio_path)
+    except AudioError as e:
+        return e.reason
     return None
 
 
@@ -207,7 +206,7 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
             except UserError as e:
                 if on_error is None:
                     raise
-                on_error(examples[i].utt, str(e))
+                on_error(examples[i].utt, getattr(e, "reason", str(e)))
                 continue
             feats.append(spec_augment(f, spec, g) if spec is not None else f)
             targets.append(examples[i].targets)

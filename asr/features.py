@@ -26,6 +26,8 @@ class FeatureConfig:
         n_mels: mel bands. n_mfcc: cepstra kept for "mfcc".
         win_ms, hop_ms: analysis window and shift in milliseconds.
         deltas: 0 none, 1 adds deltas, 2 adds deltas and delta-deltas.
+        utterance_cmn: subtract each utterance's own mean first (removes recording level and
+            channel, e.g. speakers recorded 20 dB apart); global CMVN then applies on top.
     """
 
     kind: str = "fbank"
@@ -35,6 +37,7 @@ class FeatureConfig:
     win_ms: float = 25.0
     hop_ms: float = 10.0
     deltas: int = 0
+    utterance_cmn: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -43,6 +46,9 @@ class FeatureConfig:
             raise ValueError(f"features.deltas must be 0, 1 or 2, got {self.deltas}")
         if self.sample_rate < 1000 or self.n_mels < 1 or self.hop_ms <= 0 or self.win_ms <= 0:
             raise ValueError("features: sample_rate, n_mels, win_ms and hop_ms must be positive")
+        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+            raise ValueError(f"features.n_mfcc must be in [1, n_mels={self.n_mels}], "
+                             f"got {self.n_mfcc}")
 
     @property
     def dim(self) -> int:
@@ -94,6 +100,8 @@ class FeatureExtractor(torch.nn.Module):
             for _ in range(cfg.deltas):
                 parts.append(AF.compute_deltas(parts[-1]))
             x = torch.cat(parts, dim=0).T
+        if cfg.utterance_cmn:
+            x = x - x.mean(dim=0, keepdim=True)
         return x.contiguous()
 
 
@@ -140,6 +148,13 @@ class SpecAugmentConfig:
     time_masks: int = 2
     time_width: int = 40
     time_ratio: float = 0.2
+
+    def __post_init__(self) -> None:
+        for key in ("freq_masks", "freq_width", "time_masks", "time_width"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"specaug.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.time_ratio <= 1:
+            raise ValueError(f"specaug.time_ratio must be in [0, 1], got {self.time_ratio}")
 
 
 def spec_augment(feats: torch.Tensor, cfg: SpecAugmentConfig, gen: torch.Generator) -> torch.Tensor:

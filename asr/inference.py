@@ -7,11 +7,12 @@ from typing import Iterable
 
 import torch
 
-from asr.checkpoint import FORMAT, VERSION, atomic_save, safe_load
+from asr.checkpoint import FORMAT, VERSION, atomic_save, load_model_file
 from asr.config import ExperimentConfig, from_dict, to_dict
 from asr.data import FeatureSource, eval_batches
 from asr.decode.greedy import greedy_decode
 from asr.decode.types import Hypothesis
+from asr.errors import UserError
 from asr.manifest import Utterance
 from asr.model import CTCModel
 from asr.tokenizer import TextNorm, tokenizer_from_dict
@@ -46,9 +47,15 @@ class Recognizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, device: str = "cpu") -> "Recognizer":
-        obj = safe_load(path)
-        cfg = from_dict(ExperimentConfig, obj["config"])
-        return cls(cfg, tokenizer_from_dict(obj["tokenizer"]), obj["cmvn"], obj["model"], device)
+        obj = load_model_file(path)  # weights only, every part present
+        try:
+            cfg = from_dict(ExperimentConfig, obj["config"])
+            return cls(cfg, tokenizer_from_dict(obj["tokenizer"]), obj["cmvn"], obj["model"],
+                       device)
+        except (UserError, ValueError, KeyError, RuntimeError) as e:  # e.g. weights that do
+            msg = " ".join(str(e).split())  # not fit the config: one line, the file named
+            raise UserError(f"{path}: the model file does not fit this asr ({msg[:300]})"
+                            ) from None
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
         atomic_save({"format": FORMAT, "version": VERSION, "config": to_dict(self.cfg),
@@ -71,15 +78,13 @@ class Recognizer:
 
     def recognize(self, paths: Iterable[str | os.PathLike]) -> list[Hypothesis]:
         """Decode audio files (any format soundfile reads, any rate, any channel count)."""
-        import soundfile as sf
-
-        from asr.audio import read_audio
+        from asr.audio import audio_info
 
         utts = []
         for i, p in enumerate(paths):
             p = os.fspath(p)
-            read_audio(p)  # fail early, with the file named, on unreadable audio
-            utts.append(Utterance(f"{i:08d}", p, sf.info(p).duration, "", ""))
+            info = audio_info(p)  # fail early, with the file named; reads the header only
+            utts.append(Utterance(f"{i:08d}", p, info.duration, "", ""))
         hyps = self.decode_utterances(utts)
         return [hyps[u.id] for u in utts]
 

@@ -105,11 +105,34 @@ def check_output_dir(path: str | os.PathLike) -> None:
         raise UserError(f"cannot write to output folder {p}: permission denied on {q}")
 
 
+def temp_file_beside(p: Path) -> tuple[int, str]:
+    """``mkstemp`` in ``p``'s folder, named ``.<name>.<pid>.<random>.tmp``. First removes the
+    temporary files of ``p`` whose writer has died (a SIGKILL or power loss mid-write leaves
+    them behind); those of live processes are left alone."""
+    prefix = f".{p.name}."
+    for q in p.parent.iterdir():
+        pid = q.name[len(prefix):].split(".", 1)[0]
+        if q.name.startswith(prefix) and q.name.endswith(".tmp") and pid.isdigit() \
+                and not _alive(int(pid)):
+            q.unlink(missing_ok=True)
+    return tempfile.mkstemp(dir=p.parent, prefix=f"{prefix}{os.getpid()}.", suffix=".tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file, fsync and rename: never a partial file."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(p)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -74,7 +74,7 @@ def compute_cmvn(examples: list[Example], source: FeatureSource,
         try:
             stats.accumulate(source.raw(ex.utt))
         except UserError as e:
-            on_error(ex.utt, str(e))
+            on_error(ex.utt, getattr(e, "reason", str(e)))
     return stats.stats()
 
 
@@ -128,15 +128,16 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
+        # Bad manifests fail before anything is written to the experiment folder.
+        train_utts = normalise(read_manifest(train_manifest), cfg)
+        self.dev_utts = normalise(read_manifest(dev_manifest), cfg)
         self.exp.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.exp / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger().addHandler(handler)
         atomic_write_text(self.exp / "config.yaml", to_yaml(cfg))
 
-        train_utts = normalise(read_manifest(train_manifest), cfg)
-        self.dev_utts = normalise(read_manifest(dev_manifest), cfg)
-        bad_dev = [u for u in self.dev_utts if audio_problem(u)]
+        bad_dev = [u for u in self.dev_utts if audio_problem(u, read=True)]  # NaN, truncated
         if bad_dev:
             log.warning("dev: leaving out %d utterances with unusable audio: %s", len(bad_dev),
                         ", ".join(u.id for u in bad_dev[:10]))

@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asr.audio import resample
+from asr.audio import audio_info, resample
 from asr.decode.align import align_tokens, group_words, timed_word
 from asr.decode.beam import BeamDecoder
 from asr.decode.greedy import ctc_best_path
@@ -112,8 +112,7 @@ def iter_chunks(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[Chunk
     Raises:
         UserError: missing, unreadable, empty or non-finite audio (message names the file).
     """
-    if not os.path.isfile(path):
-        raise UserError(f"audio file not found: {path}")
+    audio_info(path)  # missing, empty (0 bytes), unreadable, truncated or without samples
     try:
         f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:

@@ -19,7 +19,6 @@ from .helpers import (BAD_AUDIO, ODD_AUDIO, assert_ok, assert_user_error, listin
 
 # transcribe reads with its own chunked reader (asr/transcribe.py:iter_chunks), which checks the
 # header with asr.audio.audio_info only once patch P2 (docs/robustness.md) is applied.
-NEEDS_P2 = {"truncated.wav", "zero_bytes.wav"}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +40,7 @@ def test_evaluate_bad_audio_one_line_and_no_output(name, bad_audio, model_file, 
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason="needs patch P2 (asr/transcribe.py)",
-                                            strict=False)) if n in NEEDS_P2 else n
-    for n in BAD_AUDIO])
+    n for n in BAD_AUDIO])
 def test_transcribe_bad_audio_reported_others_written(name, bad_audio, model_file, good_wav,
                                                       tmp_path, capsys):
     path, message = bad_audio[name]

@@ -77,8 +77,6 @@ def test_missing_config_file(manifest, tmp_path, capsys):
     assert not exp.exists()
 
 
-@pytest.mark.xfail(reason="needs patch P5 (asr/features.py: SpecAugmentConfig checks)",
-                   strict=False)
 @pytest.mark.parametrize("override, message", [
     ("specaug.freq_width=-1", "bad config value: specaug.freq_width must be >= 0, got -1"),
     ("specaug.time_ratio=1.5", "bad config value: specaug.time_ratio must be in [0, 1], got 1.5"),

@@ -75,8 +75,6 @@ def test_train_bad_manifest_line(name, tmp_path, capsys):
     assert not (exp / "checkpoints").exists() and not (exp / "model.pt").exists()
 
 
-@pytest.mark.xfail(reason="needs patch P6 (asr/train.py: read manifests before creating "
-                          "--exp-dir)", strict=False)
 def test_train_bad_manifest_creates_no_experiment_folder(tmp_path, capsys):
     m = _write(tmp_path, CASES["bad_json"][0])
     exp = tmp_path / "exp"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.checkpoint import FORMAT, VERSION, atomic_save, safe_load
+from asr.checkpoint import VERSION, atomic_save, safe_load
 from conftest import make_wav
 
 from .helpers import assert_user_error, listing, manifest_line, run_cli, save_tiny_model
@@ -74,8 +74,6 @@ def _folder(d: Path, good: Path) -> Path:
     return d / "folder.pt"
 
 
-P1 = pytest.mark.xfail(reason="needs patch P1 (asr/inference.py: load_model_file + one-line "
-                              "errors)", strict=False)
 
 # name -> (maker, message; "{p}" is the file)
 MODELS = {
@@ -105,8 +103,7 @@ def inputs(tmp_path_factory, model_file):
 def _cases():
     for name in MODELS:
         for cmd in ("evaluate", "transcribe"):
-            marks = [P1] if name in ("incomplete", "mismatched") else []
-            yield pytest.param(name, cmd, marks=marks, id=f"{cmd}-{name}")
+            yield pytest.param(name, cmd, id=f"{cmd}-{name}")
 
 
 @pytest.mark.parametrize("name, cmd", list(_cases()))

@@ -146,8 +146,6 @@ def test_untokenisable_transcripts_are_counted(caplog):
     assert "train: kept 1 of 3 utterances; dropped {'untokenisable': 2}" in caplog.text
 
 
-@pytest.mark.xfail(reason="needs patches P3 (asr/data.py) and P4 (asr/train.py): dev audio is "
-                          "checked by reading it", strict=False)
 def test_bad_dev_audio_is_left_out_not_fatal(tmp_path, capsys):
     train = make_tone_corpus(tmp_path, 12, seed=3, name="train")
     dev = make_tone_corpus(tmp_path, 4, seed=4, name="dev")
