@@ -1,4 +1,5 @@
-"""Decode a manifest with a model and score it: hypotheses file + WER/CER with S/D/I counts."""
+"""Decode a manifest with a model and score it: hypotheses, WER/CER with S/D/I counts, and the
+same sclite-style report as ``asr score`` (report.md, report.html, summary.json in ``report/``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from asr.errors import UserError
 from asr.inference import Recognizer
 from asr.manifest import atomic_write_text, check_output_dir, read_manifest
 from asr.metrics import char_errors, word_errors
+from asr.scoring import score_texts, write_reports
 
 
 def evaluate(rec: Recognizer, manifest: str | Path, out_dir: str | Path) -> dict:
     """Greedy-decode ``manifest``; write ``hyp.txt`` (``id text``), ``hyps.jsonl`` (with word
-    timings) and ``wer.json`` to ``out_dir``; return the summary dict.
+    timings), ``report/`` (asr score's Markdown/HTML/JSON report, speakers from the manifest)
+    and ``wer.json`` to ``out_dir``; return the summary dict.
 
     Every input is checked, and every utterance decoded, before the first file is written: a
     bad manifest line or audio file leaves ``out_dir`` as it was. Each file is written
@@ -46,6 +49,11 @@ def evaluate(rec: Recognizer, manifest: str | Path, out_dir: str | Path) -> dict
                "wer": word_errors(refs, texts).as_dict(), "cer": char_errors(refs, texts).as_dict(),
                "audio_seconds": audio, "decode_seconds": elapsed,
                "real_time_factor": elapsed / audio if audio else None}
+    result = score_texts({u.id: u.text for u in utts}, {u.id: t for u, t in zip(utts, texts)},
+                         speakers={u.id: u.speaker for u in utts},
+                         speaker_source="manifest 'speaker' field")
+    summary["ser"] = result.ser
+    write_reports(result, out / "report")
     atomic_write_text(out / "wer.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -54,4 +62,5 @@ def format_summary(s: dict) -> str:
     w, c = s["wer"], s["cer"]
     return (f"%WER {100 * w['rate']:.2f} [ {w['sub'] + w['dele'] + w['ins']} / {w['ref']}, "
             f"{w['sub']} sub, {w['dele']} del, {w['ins']} ins ]  "
-            f"%CER {100 * c['rate']:.2f}  ({s['utterances']} utterances)")
+            f"%CER {100 * c['rate']:.2f}  %SER {100 * s.get('ser', float('nan')):.2f}  "
+            f"({s['utterances']} utterances)")
