@@ -62,5 +62,6 @@ def format_summary(s: dict) -> str:
     w, c = s["wer"], s["cer"]
     return (f"%WER {100 * w['rate']:.2f} [ {w['sub'] + w['dele'] + w['ins']} / {w['ref']}, "
             f"{w['sub']} sub, {w['dele']} del, {w['ins']} ins ]  "
-            f"%CER {100 * c['rate']:.2f}  %SER {100 * s.get('ser', float('nan')):.2f}  "
-            f"({s['utterances']} utterances)")
+            f"%CER {100 * c['rate']:.2f}  "
+            + (f"%SER {100 * s['ser']:.2f}  " if "ser" in s else "")
+            + f"({s['utterances']} utterances)")

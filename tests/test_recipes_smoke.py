@@ -36,7 +36,7 @@ HAVE_BEAM = importlib.util.find_spec("asr.decode.tune") is not None
 def _run(recipe: str, exp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(["bash", str(ROOT / "recipes" / recipe / "run.sh"), "--smoke", "--exp-dir", str(exp)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
 
 
 @pytest.fixture(scope="module")
