@@ -38,14 +38,20 @@ class Utterance:
         return json.dumps(d, ensure_ascii=False)
 
 
-def parse_line(line: str, where: str, base: Path | None = None) -> Utterance:
-    """Parse one manifest line; ``where`` ("file:line") goes into error messages."""
+def json_object(line: str, where: str) -> dict:
+    """One JSONL line as a dict; UserError naming ``where`` ("file:line") otherwise."""
     try:
         d = json.loads(line)
     except json.JSONDecodeError as e:
         raise UserError(f"{where}: not valid JSON ({e.msg})") from None
     if not isinstance(d, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(d).__name__}")
+    return d
+
+
+def parse_line(line: str, where: str, base: Path | None = None) -> Utterance:
+    """Parse one manifest line; ``where`` ("file:line") goes into error messages."""
+    d = json_object(line, where)
     missing = [k for k in REQUIRED if k not in d]
     if missing:
         raise UserError(f"{where}: missing field(s) {', '.join(missing)}")

@@ -9,14 +9,13 @@ lines (Kaldi ``text`` format; an id alone means empty text).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from asr.errors import UserError
-from asr.manifest import REQUIRED, read_manifest
+from asr.manifest import REQUIRED, json_object, read_manifest
 
 MANIFEST = "jsonl-manifest"
 JSONL_TEXT = "jsonl-id-text"
@@ -57,22 +56,12 @@ def detect_format(path: str | os.PathLike) -> str:
     return KALDI_TEXT
 
 
-def _json_line(line: str, where: str) -> dict:
-    try:
-        d = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}: not valid JSON ({e.msg})") from None
-    if not isinstance(d, dict):
-        raise UserError(f"{where}: expected a JSON object, got {type(d).__name__}")
-    return d
-
-
 def _read_jsonl_text(path: Path) -> dict[str, str]:
     texts: dict[str, str] = {}
     for n, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
-        d = _json_line(line, f"{path}:{n}")
+        d = json_object(line, f"{path}:{n}")
         for k in ("id", "text"):
             if not isinstance(d.get(k), str):
                 raise UserError(f"{path}:{n}: field '{k}' must be a string, got {d.get(k)!r}")
@@ -84,7 +73,7 @@ def _read_jsonl_text(path: Path) -> dict[str, str]:
 
 def _is_full_manifest(path: Path) -> bool:
     n, first = next((n, line) for n, line in enumerate(_lines(path), 1) if line.strip())
-    return all(k in _json_line(first, f"{path}:{n}") for k in REQUIRED)
+    return all(k in json_object(first, f"{path}:{n}") for k in REQUIRED)
 
 
 def _read_id_text(path: Path) -> dict[str, str]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Free Spoken Digit Dataset (FSDD): speaker-independent leave-one-speaker-out (LOSO) recognition
 # of isolated English digits, 8 kHz. One model per fold: trained on 5 speakers, tested on all 500
-# recordings of the 6th. A CPU recipe: the 6 folds take about 25 minutes on 2 cores.
+# recordings of the 6th. A CPU recipe: the 6 folds took 14 minutes on 2 cores (RESULTS.md).
 #
 #   bash recipes/fsdd/run.sh --corpus ../shared/data/fsdd     # a local copy (holds recordings/)
 #   bash recipes/fsdd/run.sh                                  # downloads the v1.0.10 archive
