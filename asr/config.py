@@ -95,12 +95,19 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     select_metric: str = "wer"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    # Intermediate CTC (Lee & Watanabe 2021): the output of recurrent layer inter_ctc_layer
+    # (1-based; 0 disables) also goes through the CTC head, and the loss is
+    # (1 - w) * CTC(final) + w * CTC(intermediate) with w = inter_ctc_weight.
+    inter_ctc_layer: int = 0
+    inter_ctc_weight: float = 0.3
 
     def __post_init__(self) -> None:
         _check("train", self, epochs=_POS, lr=_POS, min_lr=_NONNEG, weight_decay=_NONNEG,
                warmup_steps=_NONNEG, grad_clip=_POS, seed=_NONNEG, patience=_NONNEG,
                average_best=_POS, keep_checkpoints=_POS, checkpoint_every_steps=_NONNEG,
-               threads=_NONNEG)
+               threads=_NONNEG, inter_ctc_layer=_NONNEG)
+        if not 0.0 < self.inter_ctc_weight < 1.0:
+            raise ValueError(f"train.inter_ctc_weight must be in (0, 1), got {self.inter_ctc_weight}")
         if self.min_lr > self.lr:
             raise ValueError(f"train.min_lr ({self.min_lr}) must not exceed train.lr ({self.lr})")
         if self.select_metric not in ("wer", "cer"):
@@ -116,6 +123,11 @@ class ExperimentConfig:
     text: TextNorm = field(default_factory=TextNorm)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.train.inter_ctc_layer >= self.model.layers:
+            raise ValueError(f"train.inter_ctc_layer must be below model.layers "
+                             f"({self.model.layers}), got {self.train.inter_ctc_layer}")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

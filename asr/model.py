@@ -149,16 +149,29 @@ class CTCModel(nn.Module):
             log_probs: (B, T', V) log-softmax over the vocabulary (float32).
             out_lens: (B,) valid frames after subsampling.
         """
+        x, out_lens, _ = self.encode(feats, lens)
+        return self.log_probs(x), out_lens
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """CTC head: (B, T', D) encoder output -> (B, T', V) float32 log-probs."""
+        return self.head(x).float().log_softmax(dim=-1)
+
+    def encode(self, feats: torch.Tensor, lens: torch.Tensor, keep: int = 0
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Front-end and recurrent layers: ``(x, out_lens, kept)``, where ``kept`` is the output
+        of layer ``keep`` (1-based; intermediate CTC feeds it to the same head) or None."""
         x = self.frontend(feats)  # (B, T', D)
         B, T, _ = x.shape
         out_lens = subsampled_lengths(lens, self.cfg.subsample).clamp(max=T)
         rev = reverse_index(out_lens, T)  # (B, T')
-        for rnns, proj, norm in zip(self.rnns, self.projs, self.norms):
+        kept = None
+        for i, (rnns, proj, norm) in enumerate(zip(self.rnns, self.projs, self.norms), start=1):
             outs = [rnns[0](x)[0]]
             if len(rnns) == 2:
                 xr = x.gather(1, rev.unsqueeze(-1).expand_as(x))
                 hr = rnns[1](xr)[0]
                 outs.append(hr.gather(1, rev.unsqueeze(-1).expand_as(hr)))
             x = self.dropout(norm(proj(torch.cat(outs, dim=-1))))  # (B, T', D)
-        logits = self.head(x).float()  # (B, T', V)
-        return logits.log_softmax(dim=-1), out_lens
+            if i == keep:
+                kept = x
+        return x, out_lens, kept

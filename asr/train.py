@@ -244,10 +244,17 @@ class Trainer:
         not fit is skipped. Returns the loss per utterance, or None for a non-finite loss."""
         try:
             feats, lens = batch.feats.to(self.device), batch.lens.to(self.device)
+            targets, tlens = batch.targets.to(self.device), batch.target_lens.to(self.device)
+            layer, w = self.cfg.train.inter_ctc_layer, self.cfg.train.inter_ctc_weight
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                log_probs, out_lens = self.model(feats, lens)
-            loss = self.ctc(log_probs.transpose(0, 1).float(), batch.targets.to(self.device),
-                            out_lens, batch.target_lens.to(self.device))  # sum over utterances
+                x, out_lens, inter = self.model.encode(feats, lens, keep=layer)
+                log_probs = self.model.log_probs(x)
+            loss = self.ctc(log_probs.transpose(0, 1), targets, out_lens, tlens)  # summed
+            if inter is not None:
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                    inter_lp = self.model.log_probs(inter)
+                loss = (1 - w) * loss + w * self.ctc(inter_lp.transpose(0, 1), targets, out_lens,
+                                                     tlens)
             if not torch.isfinite(loss):
                 return None
             self.scaler.scale(loss / n_total).backward()

@@ -31,6 +31,8 @@
 #   --data-dir DIR    manifests (default data/; <exp-dir>/data with --smoke)
 #   --device D        auto, cpu or cuda[:N] (default auto)
 #   --no-lm           skip the LM and beam search (greedy decoding only)
+#   --results-md FILE where stage 4 writes its table (default: the recipe's RESULTS.md;
+#                     <exp-dir>/RESULTS.md with --smoke)
 #   --smoke           fake miniature corpus + conf/smoke.yaml: checks the recipe end to end
 #   KEY=VALUE         config overrides for `asr train`, e.g. train.epochs=5
 
@@ -45,7 +47,8 @@ _usage() {
     local extra=""
     for o in "${!recipe_opts[@]}"; do extra+=" [$o ${recipe_opts[$o]^^}]"; done
     echo "usage: $0 [--corpus DIR] [--stage N] [--stop-stage M] [--config YAML] [--exp-dir DIR]" \
-         "[--data-dir DIR] [--device auto|cpu|cuda] [--no-lm] [--smoke]$extra [KEY=VALUE ...]" >&2
+         "[--data-dir DIR] [--device auto|cpu|cuda] [--no-lm] [--results-md FILE] [--smoke]$extra" \
+         "[KEY=VALUE ...]" >&2
     exit 2
 }
 
@@ -57,6 +60,7 @@ parse_args() {
     run_command="bash recipes/$recipe/run.sh"
     [ $# -eq 0 ] || run_command+=$(printf ' %q' "$@")
     corpus="" stage=0 stop_stage=100 config="" exp="" data="" device=auto smoke=0 use_lm=1
+    results_md=""
     overrides=()
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -68,6 +72,7 @@ parse_args() {
             --data-dir) data=${2:?}; shift 2 ;;
             --device) device=${2:?}; shift 2 ;;
             --no-lm) use_lm=0; shift ;;
+            --results-md) results_md=${2:?}; shift 2 ;;
             --smoke) smoke=1; shift ;;
             -h|--help) _usage ;;
             --*)
@@ -83,8 +88,8 @@ parse_args() {
     exp=${exp:-$here/exp/$(basename "$config" .yaml)}
     mkdir -p "$exp"
     exp=$(cd "$exp" && pwd)
-    if [ "$smoke" = 1 ]; then data=${data:-$exp/data}; results_md=$exp/RESULTS.md
-    else data=${data:-$here/data}; results_md=$here/RESULTS.md; fi
+    if [ "$smoke" = 1 ]; then data=${data:-$exp/data}; results_md=${results_md:-$exp/RESULTS.md}
+    else data=${data:-$here/data}; results_md=${results_md:-$here/RESULTS.md}; fi
     mkdir -p "$data"
     data=$(cd "$data" && pwd)
     if [ -x "$root/.venv/bin/asr" ]; then asr=$root/.venv/bin/asr py=$root/.venv/bin/python
