@@ -28,6 +28,8 @@ class FeatureConfig:
         deltas: 0 none, 1 adds deltas, 2 adds deltas and delta-deltas.
         utterance_cmn: subtract each utterance's own mean first (removes recording level and
             channel, e.g. speakers recorded 20 dB apart); global CMVN then applies on top.
+        utterance_cvn: also divide by each utterance's own standard deviation (per dimension),
+            which evens out how strongly each speaker's features vary; needs utterance_cmn.
     """
 
     kind: str = "fbank"
@@ -38,8 +40,11 @@ class FeatureConfig:
     hop_ms: float = 10.0
     deltas: int = 0
     utterance_cmn: bool = False
+    utterance_cvn: bool = False
 
     def __post_init__(self) -> None:
+        if self.utterance_cvn and not self.utterance_cmn:
+            raise ValueError("features.utterance_cvn needs features.utterance_cmn: true")
         if self.kind not in KINDS:
             raise ValueError(f"features.kind must be one of {', '.join(KINDS)}, got '{self.kind}'")
         if self.deltas not in (0, 1, 2):
@@ -102,6 +107,8 @@ class FeatureExtractor(torch.nn.Module):
             x = torch.cat(parts, dim=0).T
         if cfg.utterance_cmn:
             x = x - x.mean(dim=0, keepdim=True)
+        if cfg.utterance_cvn:
+            x = x / (x.pow(2).mean(dim=0, keepdim=True).sqrt() + 1e-5)
         return x.contiguous()
 
 

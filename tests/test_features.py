@@ -241,3 +241,16 @@ def test_feature_config_bad_kind_message_names_choices():
 def test_feature_config_derived_sizes():
     cfg = FeatureConfig(sample_rate=8000, win_ms=25, hop_ms=10, kind="mfcc", n_mfcc=20, deltas=1)
     assert (cfg.win_length, cfg.hop_length, cfg.dim) == (200, 80, 40)
+
+
+@pytest.mark.parametrize("kind", ["fbank", "mfcc"])
+def test_utterance_cmvn_is_invariant_to_gain_and_scale(kind):
+    y = _wave(0.6, seed=5)
+    plain = _extract(kind, y, utterance_cmn=True, utterance_cvn=True)
+    assert np.allclose(plain.mean(0), 0, atol=1e-4)
+    assert np.allclose(plain.std(0), 1, atol=1e-3)
+    # a 20 dB quieter copy: log features shift by a constant, which CMN removes
+    quiet = _extract(kind, 0.1 * y, utterance_cmn=True, utterance_cvn=True)
+    assert np.allclose(plain, quiet, atol=2e-3)
+    with pytest.raises(ValueError, match="utterance_cvn needs"):
+        FeatureConfig(utterance_cvn=True)
