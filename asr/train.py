@@ -248,13 +248,10 @@ class Trainer:
             layer, w = self.cfg.train.inter_ctc_layer, self.cfg.train.inter_ctc_weight
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 x, out_lens, inter = self.model.encode(feats, lens, keep=layer)
-                log_probs = self.model.log_probs(x)
-            loss = self.ctc(log_probs.transpose(0, 1), targets, out_lens, tlens)  # summed
-            if inter is not None:
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                    inter_lp = self.model.log_probs(inter)
-                loss = (1 - w) * loss + w * self.ctc(inter_lp.transpose(0, 1), targets, out_lens,
-                                                     tlens)
+                outputs = [self.model.log_probs(h) for h in (x, inter) if h is not None]
+            losses = [self.ctc(lp.transpose(0, 1), targets, out_lens, tlens) for lp in outputs]
+            # summed over utterances; with intermediate CTC, mixed with the middle layer's
+            loss = losses[0] if len(losses) == 1 else (1 - w) * losses[0] + w * losses[1]
             if not torch.isfinite(loss):
                 return None
             self.scaler.scale(loss / n_total).backward()
@@ -262,7 +259,7 @@ class Trainer:
         except (torch.OutOfMemoryError, RuntimeError) as e:
             if not is_oom(e):
                 raise
-        loss = log_probs = None  # free what the failed attempt holds
+        loss = losses = outputs = x = inter = None  # free what the failed attempt holds
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         if len(batch.ids) == 1:

@@ -7,6 +7,9 @@ by longer ones, so a transcript such as "AB CA" is fully determined by the audio
 
 from __future__ import annotations
 
+import logging
+import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +113,45 @@ def wav_factory(tmp_path):
 def tone_corpus(tmp_path) -> Path:
     """Manifest of 16 tone utterances (seed 0) in a fresh temporary folder."""
     return make_tone_corpus(tmp_path / "tone_corpus", 16, 0)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``asr.cli.main(argv)`` -> (exit code, stdout, stderr). An exception escaping main is
+    what a user would see as a traceback, so it is returned as one (exit code 1)."""
+    from asr.cli import main
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    root.setLevel(logging.INFO)  # main's basicConfig is a no-op under pytest's log capture
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse
+        rc = e.code
+    except Exception:  # noqa: BLE001 - report it the way the console would
+        rc = 1
+        sys.stderr.write(traceback.format_exc())
+    finally:
+        root.setLevel(level)
+        for h in root.handlers[:]:  # the trainer adds a train.log handler: do not leak it
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def record_chunked_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make every soundfile read of a whole file fail the test, and return the list that the
+    frame counts of all (bounded) ``SoundFile.read`` calls are appended to."""
+    sizes: list[int] = []
+    real_read = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        assert frames >= 0, "a read of the whole file"
+        out = real_read(self, frames, *args, **kwargs)
+        sizes.append(out.shape[0])
+        return out
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("sf.read loads a whole file"))
+    return sizes

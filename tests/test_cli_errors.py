@@ -21,7 +21,7 @@ from asr.config import load_config
 from asr.inference import Recognizer
 from asr.manifest import Utterance, write_manifest
 from asr.tokenizer import CharTokenizer
-from conftest import make_wav
+from conftest import make_wav, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,32 +100,6 @@ def results(files):
     return out
 
 
-def run_inprocess(argv, capsys):
-    """``asr.cli.main(argv)`` -> (exit code, stdout, stderr); an escaping exception is what a
-    user would see as a traceback, so it is returned as one."""
-    import logging
-    import traceback
-
-    from asr.cli import main
-
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    try:
-        rc = main(argv)
-    except SystemExit as e:  # argparse
-        rc = e.code
-    except Exception:  # noqa: BLE001 - report it the way the console would
-        rc = 1
-        sys.stderr.write(traceback.format_exc())
-    finally:
-        for h in root.handlers[:]:  # the trainer adds a train.log handler: do not leak it
-            if h not in handlers:
-                root.removeHandler(h)
-                h.close()
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
 def test_help_lists_commands(results):
     rc, stdout, stderr = results["help"]
     assert rc == 0, stderr
@@ -162,7 +136,7 @@ def test_user_errors_are_one_line(results, case, words):
 ])
 def test_user_errors_are_one_line_inprocess(files, capsys, case, words):
     f, d = files
-    _assert_one_line_error(*run_inprocess(INPROCESS_CASES[case](f, d), capsys), words)
+    _assert_one_line_error(*run_cli(INPROCESS_CASES[case](f, d), capsys), words)
 
 
 @pytest.mark.parametrize("name, words", [("missing.wav", "audio file not found"),
@@ -171,7 +145,7 @@ def test_transcribe_unreadable_audio_is_reported_without_traceback(files, capsys
     """transcribe goes on with the other files, so it reports each failure on its own
     "asr: error:" line (plus a count); no traceback, non-zero exit."""
     f, d = files
-    rc, stdout, stderr = run_inprocess(["transcribe", f["model.pt"], str(d / name)], capsys)
+    rc, stdout, stderr = run_cli(["transcribe", f["model.pt"], str(d / name)], capsys)
     assert rc != 0 and "Traceback" not in stderr
     lines = stderr.strip().splitlines()
     assert lines and all(ln.startswith("asr") for ln in lines), stderr
@@ -181,7 +155,7 @@ def test_transcribe_unreadable_audio_is_reported_without_traceback(files, capsys
 def test_audio_shorter_than_a_frame_gives_no_traceback(files, capsys):
     """A 10 ms file: either an (empty) transcript or a one-line error, never a crash."""
     f, d = files
-    rc, stdout, stderr = run_inprocess(["transcribe", f["model.pt"], f["tiny.wav"]], capsys)
+    rc, stdout, stderr = run_cli(["transcribe", f["model.pt"], f["tiny.wav"]], capsys)
     assert "Traceback" not in stderr, stderr[-1500:]
     if rc != 0:
         assert all(ln.startswith("asr") for ln in stderr.strip().splitlines()), stderr
@@ -189,7 +163,7 @@ def test_audio_shorter_than_a_frame_gives_no_traceback(files, capsys):
 
 def test_transcribe_ok(files, capsys):
     f, d = files
-    rc, stdout, stderr = run_inprocess(["transcribe", "--with-names", f["model.pt"], f["a.wav"]],
+    rc, stdout, stderr = run_cli(["transcribe", "--with-names", f["model.pt"], f["a.wav"]],
                                        capsys)
     assert rc == 0, stderr
     lines = stdout.splitlines()

@@ -19,6 +19,7 @@ from asr.cli import main
 from asr.errors import UserError
 from asr.lm import char_lexicon, write_lexicon
 from asr.transcribe import ChunkConfig, Transcriber, choose_cut, expand_inputs, iter_chunks
+from conftest import record_chunked_reads
 from test_align import SR, tone_recognizer, tone_sentence
 from test_subtitles import parse_srt, parse_vtt
 
@@ -84,17 +85,7 @@ def test_chunked_equals_per_piece_except_at_seams(rec, recording):
 def test_reader_holds_at_most_one_chunk(rec, recording, monkeypatch):
     d, _, _, _ = recording
     whole = sf.read(d / "long.wav", dtype="float32")[0]  # as stored (16-bit)
-    sizes = []
-    real_read = sf.SoundFile.read
-
-    def spy(self, frames=-1, *args, **kwargs):
-        assert frames >= 0, "a read of the whole file"
-        out = real_read(self, frames, *args, **kwargs)
-        sizes.append(out.shape[0])
-        return out
-
-    monkeypatch.setattr(sf.SoundFile, "read", spy)
-    monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("sf.read loads a whole file"))
+    sizes = record_chunked_reads(monkeypatch)
     cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0)
     chunks = list(iter_chunks(str(d / "long.wav"), SR, cfg))
     assert max(sizes) <= 3 * SR and len(sizes) >= 8

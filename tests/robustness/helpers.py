@@ -5,10 +5,7 @@ exit code != 0, no traceback, no output left behind)."""
 from __future__ import annotations
 
 import json
-import logging
 import struct
-import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import torch
 from asr.config import load_config
 from asr.inference import Recognizer
 from asr.tokenizer import CharTokenizer
-from conftest import make_wav
+from conftest import make_wav, run_cli  # noqa: F401 - run_cli is used via this module
 
 TINY_MODEL = ["model.hidden=8", "model.layers=1", "model.conv_dim=8", "features.n_mels=20"]
 
@@ -32,31 +29,6 @@ def save_tiny_model(path: Path) -> Path:
     Recognizer(cfg, CharTokenizer.build(["AB C"]),
                {"mean": torch.zeros(dim), "std": torch.ones(dim)}).save(path)
     return path
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """``asr.cli.main(argv)`` -> (exit code, stdout, stderr). An exception escaping main is
-    what a user would see as a traceback, so it is returned as one (exit code 1)."""
-    from asr.cli import main
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    root.setLevel(logging.INFO)  # main's basicConfig is a no-op under pytest's log capture
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse
-        rc = e.code
-    except Exception:  # noqa: BLE001 - report it the way the console would
-        rc = 1
-        sys.stderr.write(traceback.format_exc())
-    finally:
-        root.setLevel(level)
-        for h in root.handlers[:]:  # the trainer adds a train.log handler: do not leak it
-            if h not in handlers:
-                root.removeHandler(h)
-                h.close()
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def assert_user_error(result: tuple[int, str, str], *substrings: str) -> str:

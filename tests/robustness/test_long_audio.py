@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import tracemalloc
 
-import soundfile as sf
-
 from asr.audio import audio_info
 from asr.inference import load_model
 from asr.transcribe import ChunkConfig, Transcriber
+from conftest import record_chunked_reads
 
 from .helpers import sparse_wav
 
@@ -40,18 +39,7 @@ def test_hours_long_file_is_read_in_bounded_memory(model_file, tmp_path, monkeyp
     assert audio_info(path).duration == HOURS * 3600  # the header is complete, not truncated
     whole_mb = HOURS * 3600 * SR * 4 / 2**20  # float32 samples of the whole file: 220 MiB
 
-    sizes = []
-    real_read = sf.SoundFile.read
-
-    def spy(self, frames=-1, *args, **kwargs):
-        assert frames >= 0, "a read of the whole file"
-        out = real_read(self, frames, *args, **kwargs)
-        sizes.append(out.shape[0])
-        return out
-
-    monkeypatch.setattr(sf.SoundFile, "read", spy)
-    monkeypatch.setattr(sf, "read", lambda *a, **k: (_ for _ in ()).throw(
-        AssertionError("sf.read loads a whole file")))
+    sizes = record_chunked_reads(monkeypatch)
     cfg = ChunkConfig(chunk_seconds=30.0, overlap_seconds=5.0, batch_size=2)
     tr = Transcriber(load_model(model_file), None, cfg)
     tracemalloc.start()
