@@ -61,13 +61,17 @@ def _check_device(name: str, allow_auto: bool = False) -> None:
 
 def _train(a: argparse.Namespace) -> int:
     from asr.config import load_config
+    from asr.errors import UserError
     from asr.manifest import check_output_dir
     from asr.train import Trainer
 
     _check_device(a.device, allow_auto=True)
     check_output_dir(a.exp_dir)
     cfg = load_config(a.config, a.overrides)
-    model = Trainer(cfg, a.train, a.dev, a.exp_dir, resume=a.resume, device=a.device).fit()
+    if a.init is not None and not a.init.is_file():
+        raise UserError(f"--init: no model file at {a.init}")
+    model = Trainer(cfg, a.train, a.dev, a.exp_dir, resume=a.resume, device=a.device,
+                    init=a.init).fit()
     print(f"model written to {model}")
     return 0
 
@@ -108,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--exp-dir", required=True, type=Path, help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from exp-dir's last checkpoint")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    t.add_argument("--init", type=Path, metavar="MODEL",
+                   help="fine-tune a trained model file (its weights, tokens, CMVN, features "
+                        "and model shape; ignored with --resume)")
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. train.epochs=10 model.cell=gru")
     t.set_defaults(func=_train)

@@ -92,7 +92,9 @@ class TrainConfig:
     average_best: int = 5
     keep_checkpoints: int = 5
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0: only at epoch ends
-    amp: bool = True  # mixed precision, used on CUDA only
+    # Mixed precision: float16 with loss scaling on CUDA; bfloat16 on CPUs with native bf16
+    # arithmetic (AVX512-BF16 or AMX), about 2x faster there; false trains in float32.
+    amp: bool = True
     select_metric: str = "wer"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     # Intermediate CTC (Lee & Watanabe 2021): the output of recurrent layer inter_ctc_layer

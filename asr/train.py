@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from asr.checkpoint import FORMAT, VERSION, atomic_save, safe_load
+from asr.checkpoint import FORMAT, VERSION, atomic_save, load_model_file, safe_load
 from asr.config import ExperimentConfig, from_dict, to_dict, to_yaml
 from asr.data import (Batch, Example, FeatureSource, audio_problem, filter_utterances,
                       make_batches, train_batches)
@@ -78,6 +78,20 @@ def compute_cmvn(examples: list[Example], source: FeatureSource,
     return stats.stats()
 
 
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """Mixed-precision dtype for training on ``device``, or None for float32: float16 on CUDA,
+    bfloat16 on CPUs that compute it natively (elsewhere emulated bf16 would be slower)."""
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    native = [getattr(torch.cpu, f, None) for f in ("_is_avx512_bf16_supported",
+                                                     "_is_amx_tile_supported")]
+    if device.type == "cpu" and any(f is not None and f() for f in native):
+        return torch.bfloat16
+    return None
+
+
 def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
     """Linear warm-up to 1, then cosine decay to ``floor``."""
     if step < warmup:
@@ -109,9 +123,31 @@ def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
     return avg
 
 
+def _with_init_sections(cfg: ExperimentConfig, init_cfg: dict, path: str | Path
+                        ) -> ExperimentConfig:
+    """``cfg`` with the features, model, tokenizer and text sections of a model being
+    fine-tuned (its weights only fit those); a differing setting is logged, not an error."""
+    try:
+        src = from_dict(ExperimentConfig, init_cfg)
+    except (UserError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: the model file does not fit this asr ({e})") from None
+    merged = to_dict(cfg)
+    for section in ("features", "model", "tokenizer", "text"):
+        theirs = to_dict(src)[section]
+        changed = [k for k, v in merged[section].items() if theirs.get(k) != v]
+        if changed:
+            log.info("--init: %s.%s taken from %s", section, ",".join(changed), path)
+        merged[section] = theirs
+    return from_dict(ExperimentConfig, merged)
+
+
 class Trainer:
     def __init__(self, cfg: ExperimentConfig, train_manifest: str, dev_manifest: str,
-                 exp_dir: str | Path, resume: bool = False, device: str = "auto"):
+                 exp_dir: str | Path, resume: bool = False, device: str = "auto",
+                 init: str | Path | None = None):
+        """``init``: a trained model file to fine-tune. Its weights, tokenizer and CMVN
+        statistics, and its features/model/tokenizer/text config sections, replace the
+        run's; the training, data and augmentation settings stay the run's."""
         self.exp = Path(exp_dir)
         self.ckpt_dir = self.exp / "checkpoints"
         self.last = self.ckpt_dir / "last.pt"
@@ -124,6 +160,9 @@ class Trainer:
         ckpt = safe_load(self.last, "checkpoint") if resume else None
         if ckpt is not None:  # the run's own config wins over the command line on resume
             cfg = from_dict(ExperimentConfig, ckpt["config"])
+        start = load_model_file(init) if init is not None and ckpt is None else None
+        if start is not None:
+            cfg = _with_init_sections(cfg, start["config"], init)
         self.cfg = cfg
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -142,7 +181,8 @@ class Trainer:
             log.warning("dev: leaving out %d utterances with unusable audio: %s", len(bad_dev),
                         ", ".join(u.id for u in bad_dev[:10]))
             self.dev_utts = [u for u in self.dev_utts if u not in bad_dev]
-        self.tokenizer = (tokenizer_from_dict(ckpt["tokenizer"]) if ckpt
+        first = ckpt or start  # where the tokenizer and CMVN come from, if not built here
+        self.tokenizer = (tokenizer_from_dict(first["tokenizer"]) if first
                           else build_tokenizer(cfg, [u.text for u in train_utts]))
         self.skipped: dict[str, str] = {}
         train_utts = self._drop_unreadable(train_utts)
@@ -151,11 +191,14 @@ class Trainer:
         if not self.examples:
             raise UserError(f"{train_manifest}: no usable training utterances")
         self.source = FeatureSource(cfg.features, None, cfg.data.cache_features)
-        cmvn = ckpt["cmvn"] if ckpt else compute_cmvn(self.examples, self.source, self._skip)
+        cmvn = first["cmvn"] if first else compute_cmvn(self.examples, self.source, self._skip)
         self.source.cmvn = cmvn
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device))
         self.rec.source = FeatureSource(cfg.features, cmvn, cfg.data.cache_features)
         self.model: CTCModel = self.rec.model
+        if start is not None:
+            self.model.load_state_dict(start["model"])
+            log.info("initialised from %s (fine-tuning)", init)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.98),
                                      weight_decay=cfg.train.weight_decay)
         n0 = len(make_batches([e.frames for e in self.examples], cfg.data.max_frames,
@@ -164,7 +207,8 @@ class Trainer:
         floor = cfg.train.min_lr / cfg.train.lr
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(s, cfg.train.warmup_steps, total, floor))
-        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        self.amp_dtype = autocast_dtype(self.device, cfg.train.amp)
+        self.use_amp = self.amp_dtype == torch.float16  # loss scaling: float16 only
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
         self.state = State()
@@ -172,8 +216,9 @@ class Trainer:
         if ckpt:
             self._restore(ckpt)
         n_params = sum(p.numel() for p in self.model.parameters())
-        log.info("model: %s, %.2fM parameters, vocabulary %d, device %s", cfg.model.cell,
-                 n_params / 1e6, len(self.tokenizer.symbols), self.device)
+        log.info("model: %s, %.2fM parameters, vocabulary %d, device %s, %s", cfg.model.cell,
+                 n_params / 1e6, len(self.tokenizer.symbols), self.device,
+                 f"mixed precision {self.amp_dtype}" if self.amp_dtype else "float32")
 
     # -- bad training audio ------------------------------------------------------------------
     def _drop_unreadable(self, utts: list[Utterance]) -> list[Utterance]:
@@ -246,7 +291,8 @@ class Trainer:
             feats, lens = batch.feats.to(self.device), batch.lens.to(self.device)
             targets, tlens = batch.targets.to(self.device), batch.target_lens.to(self.device)
             layer, w = self.cfg.train.inter_ctc_layer, self.cfg.train.inter_ctc_weight
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
                 x, out_lens, inter = self.model.encode(feats, lens, keep=layer)
                 outputs = [self.model.log_probs(h) for h in (x, inter) if h is not None]
             losses = [self.ctc(lp.transpose(0, 1), targets, out_lens, tlens) for lp in outputs]

@@ -14,7 +14,7 @@ from asr.train import Trainer
 from conftest import make_tone_corpus
 
 SMALL = ["model.hidden=16", "model.layers=3", "model.dropout=0.0", "features.n_mels=23",
-         "data.max_batch=4", "train.threads=1"]
+         "data.max_batch=4", "train.threads=1", "train.amp=false"]
 
 
 def _trainer(tmp_path: Path, *overrides: str) -> Trainer:
