@@ -1,5 +1,7 @@
 """Benchmark: training throughput of the acoustic model's padding-aware bidirectional layers
-against the usual peer, PyTorch's bidirectional LSTM over a PackedSequence, in the same run.
+against the usual peer, PyTorch's bidirectional LSTM over a PackedSequence, in the same run;
+then the same model under the mixed precision `asr train` picks for this CPU (bfloat16 where
+the CPU computes it natively).
 
 Both compute the same function (each direction sees only its utterance's real frames). The
 batch has realistic length spread (uniform in [T/2, T]); the number reported is audio seconds
@@ -19,6 +21,7 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.model import CTCModel, ModelConfig
+from asr.train import autocast_dtype
 
 
 class PackedPeer(nn.Module):
@@ -41,12 +44,15 @@ class PackedPeer(nn.Module):
         return self.head(y).log_softmax(-1), out_lens
 
 
-def audio_seconds_per_second(model: nn.Module, x, lens, repeats: int) -> float:
+def audio_seconds_per_second(model: nn.Module, x, lens, repeats: int,
+                             dtype: torch.dtype | None = None) -> float:
+    """``dtype``: run the forward pass under CPU autocast to it (as training does), else fp32."""
     opt = torch.optim.AdamW(model.parameters())
     times = []
     for _ in range(repeats + 1):  # the first is warm-up
         t0 = time.perf_counter()
-        lp, _ = model(x, lens)
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            lp, _ = model(x, lens)
         lp.sum().backward()
         opt.step()
         opt.zero_grad()
@@ -73,6 +79,14 @@ def main() -> None:
     print(f"asr CTCModel (reverse-index bidirectional): {ours:8.1f} audio-s/s")
     print(f"nn.LSTM bidirectional on PackedSequence:    {peer:8.1f} audio-s/s")
     print(f"ratio: {ours / peer:.2f}x")
+    dtype = autocast_dtype(torch.device("cpu"), amp=True)  # what `asr train` uses here
+    if dtype is None:
+        print("mixed precision: this CPU has no native bfloat16; training runs in float32")
+        return
+    torch.manual_seed(0)
+    mixed = audio_seconds_per_second(CTCModel(cfg, 80, 28), x, lens, a.repeats, dtype)
+    print(f"asr CTCModel under {dtype} autocast:      {mixed:8.1f} audio-s/s")
+    print(f"ratio to float32: {mixed / ours:.2f}x")
 
 
 if __name__ == "__main__":
