@@ -61,15 +61,12 @@ def _check_device(name: str, allow_auto: bool = False) -> None:
 
 def _train(a: argparse.Namespace) -> int:
     from asr.config import load_config
-    from asr.errors import UserError
     from asr.manifest import check_output_dir
     from asr.train import Trainer
 
     _check_device(a.device, allow_auto=True)
     check_output_dir(a.exp_dir)
     cfg = load_config(a.config, a.overrides)
-    if a.init is not None and not a.init.is_file():
-        raise UserError(f"--init: no model file at {a.init}")
     model = Trainer(cfg, a.train, a.dev, a.exp_dir, resume=a.resume, device=a.device,
                     init=a.init).fit()
     print(f"model written to {model}")

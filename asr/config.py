@@ -93,7 +93,7 @@ class TrainConfig:
     keep_checkpoints: int = 5
     checkpoint_every_steps: int = 0  # extra mid-epoch checkpoints; 0: only at epoch ends
     # Mixed precision: float16 with loss scaling on CUDA; bfloat16 on CPUs with native bf16
-    # arithmetic (AVX512-BF16 or AMX), about 2x faster there; false trains in float32.
+    # arithmetic (AVX512-BF16 or AMX), 1.5x faster on this project's CPU; false: float32.
     amp: bool = True
     select_metric: str = "wer"
     threads: int = 0  # torch CPU threads; 0 keeps torch's default

@@ -85,11 +85,11 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
         return None
     if device.type == "cuda":
         return torch.float16
-    native = [getattr(torch.cpu, f, None) for f in ("_is_avx512_bf16_supported",
-                                                     "_is_amx_tile_supported")]
-    if device.type == "cpu" and any(f is not None and f() for f in native):
-        return torch.bfloat16
-    return None
+    if device.type != "cpu":
+        return None
+    checks = (getattr(torch.cpu, name, lambda: False)  # private: absent in some versions
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return torch.bfloat16 if any(native() for native in checks) else None
 
 
 def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
@@ -131,9 +131,9 @@ def _with_init_sections(cfg: ExperimentConfig, init_cfg: dict, path: str | Path
         src = from_dict(ExperimentConfig, init_cfg)
     except (UserError, ValueError, KeyError) as e:
         raise UserError(f"{path}: the model file does not fit this asr ({e})") from None
-    merged = to_dict(cfg)
+    merged, init_sections = to_dict(cfg), to_dict(src)
     for section in ("features", "model", "tokenizer", "text"):
-        theirs = to_dict(src)[section]
+        theirs = init_sections[section]
         changed = [k for k, v in merged[section].items() if theirs.get(k) != v]
         if changed:
             log.info("--init: %s.%s taken from %s", section, ",".join(changed), path)
