@@ -144,6 +144,15 @@ def perturbed_length(num_samples: int, sample_rate: int, factor: float) -> int:
     return -(-num_samples * new // sample_rate)
 
 
+def add_noise(wave: torch.Tensor, snr_db: float, gen: torch.Generator) -> torch.Tensor:
+    """Add white Gaussian noise at ``snr_db`` dB below the wave's mean power (silence stays)."""
+    power = float(wave.pow(2).mean()) if wave.numel() else 0.0
+    if power == 0.0:
+        return wave
+    noise = torch.randn(wave.shape, generator=gen, dtype=wave.dtype)
+    return wave + noise * math.sqrt(power / 10.0 ** (snr_db / 10.0))
+
+
 def speed_perturb(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
     """Change speed (tempo and pitch) by ``factor`` as Kaldi/ESPnet do: resample by 1/factor and
     play at the original rate. ``factor`` > 1 makes the audio shorter."""

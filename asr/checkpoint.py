@@ -89,7 +89,7 @@ def _tensors(d: Any) -> bool:
 _MODEL_PARTS = {
     "config": lambda v: isinstance(v, dict),
     "tokenizer": lambda v: isinstance(v, dict) and (
-        (v.get("kind") in ("char", "phone") and isinstance(v.get("symbols"), list))
+        (v.get("kind") in ("char", "phone", "word") and isinstance(v.get("symbols"), list))
         or (v.get("kind") == "bpe" and isinstance(v.get("model_proto"), bytes))),
     "cmvn": lambda v: _tensors(v) and {"mean", "std"} <= set(v),
     "model": _tensors,

@@ -41,15 +41,16 @@ def _check(section: str, obj: Any, **rules: tuple) -> None:
 
 @dataclass
 class TokenizerConfig:
-    """kind: char | bpe | phone. vocab_size for bpe; lexicon file for phone (optional)."""
+    """kind: char | bpe | phone | word. vocab_size for bpe; lexicon file for phone (optional);
+    word: one token per word of the training text (closed vocabularies such as digits)."""
 
     kind: str = "char"
     vocab_size: int = 64
     lexicon: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("char", "bpe", "phone"):
-            raise ValueError(f"tokenizer.kind must be char, bpe or phone, got '{self.kind}'")
+        if self.kind not in ("char", "bpe", "phone", "word"):
+            raise ValueError(f"tokenizer.kind must be char, bpe, phone or word, got '{self.kind}'")
         _check("tokenizer", self, vocab_size=(_at_least(2), ">= 2"))
 
 
@@ -62,19 +63,32 @@ class DataConfig:
     max_duration: float = 30.0
     min_duration: float = 0.05
     speed_perturb: list[float] = field(default_factory=lambda: [0.9, 1.0, 1.1])
+    # Additive white noise on training audio, with probability noise_prob, at an SNR (dB, to the
+    # utterance's mean power) drawn uniformly from noise_snr = [low, high]; [] turns it off.
+    noise_snr: list[float] = field(default_factory=list)
+    noise_prob: float = 0.5
+    # Random edges for training audio: cut 0..trim_ms ms off the start and (independently) off
+    # the end, then add 0..pad_ms ms of silence before and after; 0 turns each off. For corpora
+    # whose recordings were cut to different margins (FSDD), not for multi-word utterances.
+    trim_ms: float = 0.0
+    pad_ms: float = 0.0
     cache_features: bool = True
     num_buckets: int = 10
     strict: bool = False  # unreadable training audio: fail (True) or skip, count and list it
 
     def __post_init__(self) -> None:
         _check("data", self, max_frames=_POS, max_batch=_POS, num_buckets=_POS,
-               max_duration=_POS, min_duration=_NONNEG)
+               max_duration=_POS, min_duration=_NONNEG, trim_ms=_NONNEG, pad_ms=_NONNEG)
         if self.min_duration >= self.max_duration:
             raise ValueError(f"data.min_duration ({self.min_duration}) must be below "
                              f"data.max_duration ({self.max_duration})")
         bad = [f for f in self.speed_perturb if not 0.5 <= f <= 2.0]
         if bad:
             raise ValueError(f"data.speed_perturb factors must be in [0.5, 2], got {bad}")
+        if self.noise_snr and (len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]):
+            raise ValueError(f"data.noise_snr must be [low, high] in dB, got {self.noise_snr}")
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ValueError(f"data.noise_prob must be in [0, 1], got {self.noise_prob}")
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Callable
 
 import torch
 
-from asr.audio import (AudioError, audio_info, load_audio, perturbed_length, read_audio,
-                       speed_perturb)
+from asr.audio import (AudioError, add_noise, audio_info, load_audio, perturbed_length,
+                       read_audio, speed_perturb)
 from asr.config import DataConfig
 from asr.features import FeatureConfig, FeatureExtractor, SpecAugmentConfig, apply_cmvn, spec_augment
 from asr.errors import UserError
@@ -153,38 +153,94 @@ def make_batches(frames: list[int], max_frames: int, max_batch: int, num_buckets
     return batches
 
 
+@dataclass
+class WaveAug:
+    """Per-utterance audio augmentation drawn for one training step: noise at ``snr_db`` (None:
+    none), ``trim`` samples cut off the (start, end), ``pad`` samples of silence added."""
+
+    snr_db: float | None = None
+    trim: tuple[int, int] = (0, 0)
+    pad: tuple[int, int] = (0, 0)
+    gen: torch.Generator | None = None
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        a, b = self.trim
+        if a or b:
+            keep = wave[a:wave.shape[0] - b]
+            wave = keep if keep.shape[0] > 0 else wave
+        if any(self.pad):
+            wave = torch.nn.functional.pad(wave, self.pad)
+        return add_noise(wave, self.snr_db, self.gen) if self.snr_db is not None else wave
+
+    @property
+    def active(self) -> bool:
+        return self.snr_db is not None or any(self.trim) or any(self.pad)
+
+
+def draw_wave_aug(dcfg: DataConfig, sample_rate: int, gen: torch.Generator) -> WaveAug | None:
+    """Draw one utterance's WaveAug from ``gen`` (None when the config asks for none)."""
+    if not (dcfg.noise_snr or dcfg.trim_ms or dcfg.pad_ms):
+        return None
+    u = torch.rand(5, generator=gen).tolist()
+    aug = WaveAug(gen=gen)
+    if dcfg.noise_snr and u[0] < dcfg.noise_prob:
+        lo, hi = dcfg.noise_snr
+        aug.snr_db = lo + (hi - lo) * u[1]
+    per_ms = sample_rate / 1000.0
+    aug.trim = (int(u[2] * dcfg.trim_ms * per_ms), int(u[3] * dcfg.trim_ms * per_ms))
+    pad = torch.rand(2, generator=gen).tolist()
+    aug.pad = (int(pad[0] * dcfg.pad_ms * per_ms), int(pad[1] * dcfg.pad_ms * per_ms))
+    return aug
+
+
 class FeatureSource:
-    """Computes (and optionally caches) normalised features for an utterance at a speed."""
+    """Computes (and optionally caches) normalised features for an utterance at a speed.
+
+    With an active WaveAug the features are of the augmented (speed-perturbed) audio: then the
+    audio is what is cached, and the features are computed afresh each time."""
 
     def __init__(self, fcfg: FeatureConfig, cmvn: dict[str, torch.Tensor] | None, cache: bool):
         self.fcfg = fcfg
         self.extract = FeatureExtractor(fcfg)
         self.cmvn = cmvn
         self.cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
+        self.wave_cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
 
-    def raw(self, u: Utterance, speed: float = 1.0) -> torch.Tensor:
+    def wave(self, u: Utterance, speed: float = 1.0) -> torch.Tensor:
         key = (u.id, speed)
-        if self.cache is not None and key in self.cache:
-            return self.cache[key]
+        if self.wave_cache is not None and key in self.wave_cache:
+            return self.wave_cache[key]
         offset = float(u.extra.get("offset", 0.0))
         wave = load_audio(u.audio_path, self.fcfg.sample_rate, offset,
                           u.duration if "offset" in u.extra else None)
-        wave = speed_perturb(wave, self.fcfg.sample_rate, speed)
-        feats = self.extract(wave)
+        return speed_perturb(wave, self.fcfg.sample_rate, speed)
+
+    def raw(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None) -> torch.Tensor:
+        key = (u.id, speed)
+        if aug is not None and aug.active:
+            wave = self.wave(u, speed)
+            if self.wave_cache is not None:
+                self.wave_cache[key] = wave
+            return self.extract(aug(wave))
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        feats = self.extract(self.wave(u, speed))
         if self.cache is not None:
             self.cache[key] = feats
         return feats
 
-    def __call__(self, u: Utterance, speed: float = 1.0) -> torch.Tensor:
-        feats = self.raw(u, speed)
+    def __call__(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None
+                 ) -> torch.Tensor:
+        feats = self.raw(u, speed, aug)
         return apply_cmvn(feats, self.cmvn) if self.cmvn is not None else feats
 
 
 def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConfig,
                   spec: SpecAugmentConfig | None, seed: int, epoch: int,
                   on_error: Callable[[Utterance, str], None] | None = None):
-    """Yield ``(index, Batch)`` for one training epoch: speed perturbation and SpecAugment drawn
-    from generators seeded by (seed, epoch). The batch list is fixed before the first yield.
+    """Yield ``(index, Batch)`` for one training epoch: speed perturbation, audio augmentation
+    (noise, trimmed and padded edges) and SpecAugment drawn from generators seeded by
+    (seed, epoch). The batch list is fixed before the first yield.
 
     An utterance whose audio cannot be read is passed to ``on_error`` and left out of its batch
     (a batch left empty yields None); without ``on_error`` the UserError propagates."""
@@ -201,8 +257,9 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
         feats, targets, secs = [], [], 0.0
         ids = []
         for i in idx:
+            aug = draw_wave_aug(dcfg, sr, g)
             try:
-                f = source(examples[i].utt, speeds[choice[i]])
+                f = source(examples[i].utt, speeds[choice[i]], aug)
             except UserError as e:
                 if on_error is None:
                     raise

@@ -195,6 +195,23 @@ class PhoneTokenizer:
         return {"kind": self.kind, "symbols": self.symbols, "lexicon": self.lexicon}
 
 
+class WordTokenizer(PhoneTokenizer):
+    """Whole words of the training text, one token each: for small closed vocabularies (digits,
+    commands), where character models misspell. A word outside the vocabulary cannot be encoded."""
+
+    kind = "word"
+
+    def __init__(self, symbols: list[str]):
+        super().__init__(symbols, None)
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> "WordTokenizer":  # type: ignore[override]
+        return cls([BLANK] + sorted({w for t in texts for w in t.split()}))
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "symbols": self.symbols}
+
+
 def tokenizer_from_dict(d: dict) -> CharTokenizer | BPETokenizer | PhoneTokenizer:
     kind = d.get("kind")
     if kind == "char":
@@ -203,4 +220,6 @@ def tokenizer_from_dict(d: dict) -> CharTokenizer | BPETokenizer | PhoneTokenize
         return BPETokenizer(d["model_proto"])
     if kind == "phone":
         return PhoneTokenizer(d["symbols"], d.get("lexicon"))
+    if kind == "word":
+        return WordTokenizer(d["symbols"])
     raise ValueError(f"unknown tokenizer kind {kind!r}")

@@ -29,7 +29,8 @@ from asr.logs import TrainLogger
 from asr.manifest import Utterance, atomic_write_text, read_manifest
 from asr.metrics import char_errors, word_errors
 from asr.model import CTCModel
-from asr.tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, tokenizer_from_dict
+from asr.tokenizer import (BPETokenizer, CharTokenizer, PhoneTokenizer, WordTokenizer,
+                           tokenizer_from_dict)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ def build_tokenizer(cfg: ExperimentConfig, texts: list[str]):
     t = cfg.tokenizer
     if t.kind == "char":
         return CharTokenizer.build(texts)
+    if t.kind == "word":
+        return WordTokenizer.build(texts)
     if t.kind == "bpe":
         return BPETokenizer.build(texts, t.vocab_size)
     lexicon = PhoneTokenizer.read_lexicon(t.lexicon) if t.lexicon else None

@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr.audio import speed_perturb
+from asr.audio import add_noise, speed_perturb
 from asr.config import DataConfig
-from asr.data import (FeatureSource, ctc_min_frames, eval_batches, filter_utterances,
-                      make_batches, num_frames, train_batches)
+from asr.data import (FeatureSource, ctc_min_frames, draw_wave_aug, eval_batches,
+                      filter_utterances, make_batches, num_frames, train_batches)
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.manifest import Utterance, read_manifest
 from asr.tokenizer import CharTokenizer
@@ -214,3 +214,80 @@ def test_eval_batches_on_tone_corpus(tone_corpus):
     raw = source.raw(u0)
     torch.testing.assert_close(first.feats[0, :raw.shape[0]], (raw + 3.0) / 2.0)
     assert first.targets.numel() == 0
+
+
+def test_add_noise_hits_the_requested_snr():
+    g = torch.Generator().manual_seed(0)
+    wave = torch.sin(torch.arange(16000) * 0.05) * 0.3
+    for snr in (0.0, 10.0, 30.0):
+        noisy = add_noise(wave, snr, g)
+        measured = 10 * math.log10(wave.pow(2).mean() / (noisy - wave).pow(2).mean())
+        assert measured == pytest.approx(snr, abs=0.2)
+    silence = torch.zeros(800)
+    assert add_noise(silence, 10.0, g) is silence
+
+
+def test_train_batches_noise_is_drawn_per_epoch_and_reproducible(tone_corpus):
+    utts, tok, fcfg, _, examples = _setup(tone_corpus)
+    dcfg = DataConfig(max_frames=600, max_batch=4, speed_perturb=[1.0], noise_snr=[5.0, 15.0],
+                      noise_prob=1.0)
+    clean = FeatureSource(fcfg, None, cache=True)
+    noisy = FeatureSource(fcfg, None, cache=True)
+
+    def feats(source, d, epoch):
+        return {i: b.feats[k, :int(b.lens[k])] for _, b in train_batches(examples, source, d,
+                None, seed=3, epoch=epoch) for k, i in enumerate(b.ids)}
+
+    ref = feats(clean, DataConfig(max_frames=600, max_batch=4, speed_perturb=[1.0]), 1)
+    e1, e1_again, e2 = feats(noisy, dcfg, 1), feats(noisy, dcfg, 1), feats(noisy, dcfg, 2)
+    for uid in ref:
+        assert ref[uid].shape == e1[uid].shape
+        assert not torch.allclose(ref[uid], e1[uid], atol=1e-2)  # noise changed the features
+        torch.testing.assert_close(e1[uid], e1_again[uid])       # same seed, same noise
+        assert not torch.equal(e1[uid], e2[uid])                 # fresh noise next epoch
+    # noise_prob 0 is the clean pipeline
+    off = DataConfig(max_frames=600, max_batch=4, speed_perturb=[1.0], noise_snr=[5.0, 15.0],
+                     noise_prob=0.0)
+    zero = feats(FeatureSource(fcfg, None, cache=True), off, 1)
+    assert all(torch.equal(ref[u], zero[u]) for u in ref)
+
+
+@pytest.mark.parametrize("kw", [dict(noise_snr=[10.0]), dict(noise_snr=[20.0, 10.0]),
+                                dict(noise_prob=1.5)])
+def test_noise_config_checked(kw):
+    with pytest.raises(ValueError, match="data.noise"):
+        DataConfig(**kw)
+
+
+def test_wave_aug_trims_and_pads_within_bounds(tone_corpus):
+    utts, tok, fcfg, _, examples = _setup(tone_corpus)
+    dcfg = DataConfig(max_frames=600, max_batch=4, speed_perturb=[1.0], trim_ms=50.0,
+                      pad_ms=100.0)
+    g = torch.Generator().manual_seed(1)
+    sr = fcfg.sample_rate
+    wave = torch.randn(sr)
+    lengths = set()
+    for _ in range(50):
+        aug = draw_wave_aug(dcfg, sr, g)
+        assert aug.snr_db is None and aug.active
+        assert all(0 <= t <= 0.05 * sr for t in aug.trim)
+        assert all(0 <= p <= 0.1 * sr for p in aug.pad)
+        out = aug(wave)
+        assert out.shape[0] == sr - sum(aug.trim) + sum(aug.pad)
+        a, b = aug.trim
+        torch.testing.assert_close(out[aug.pad[0]:out.shape[0] - aug.pad[1]],
+                                   wave[a:sr - b])                     # the kept middle
+        assert (out[:aug.pad[0]] == 0).all() and (out[out.shape[0] - aug.pad[1]:] == 0).all()
+        lengths.add(out.shape[0])
+    assert len(lengths) > 40  # drawn afresh each time
+    assert draw_wave_aug(DataConfig(), sr, g) is None  # nothing asked, nothing drawn
+
+    source = FeatureSource(fcfg, None, cache=True)
+    batches = list(train_batches(examples, source, dcfg, None, seed=2, epoch=1))
+    by_id = {ex.utt.id: ex for ex in examples}
+    hop = fcfg.hop_length
+    for _, b in batches:
+        for k, uid in enumerate(b.ids):
+            n = int(b.lens[k])
+            base = by_id[uid].frames
+            assert base - 0.1 * sr / hop - 2 <= n <= base + 0.2 * sr / hop + 2

@@ -9,7 +9,7 @@ import torch
 
 from asr.decode.greedy import char_word_timings, ctc_best_path, greedy_decode
 from asr.decode.types import Hypothesis, WordTiming
-from asr.tokenizer import BLANK, SPACE, CharTokenizer, PhoneTokenizer
+from asr.tokenizer import BLANK, SPACE, CharTokenizer, PhoneTokenizer, WordTokenizer
 
 SYMBOLS = [BLANK, SPACE, "A", "B"]
 _, BAR, A, B = range(4)
@@ -103,3 +103,15 @@ def test_greedy_decode_batch_and_phone_tokenizer_has_no_words():
     assert [h.text for h in hyps] == ["ah b iy", "iy iy"]
     assert all(h.words == [] for h in hyps)
     assert hyps[1].timesteps == [0, 2]
+
+
+def test_greedy_decode_word_tokenizer_times_each_word_at_its_spike():
+    tok = WordTokenizer([BLANK, "ONE", "TWO", "ZERO"])
+    lp = grid([0, 2, 2, 0, 0, 3, 0], [0.9, 0.8, 0.6, 0.9, 0.9, 0.7, 0.9]).unsqueeze(0)
+    (h,) = greedy_decode(lp, torch.tensor([7]), tok, frame_seconds=0.04)
+    assert h.text == "TWO ZERO" and h.timesteps == [1, 5]
+    assert [w.word for w in h.words] == ["TWO", "ZERO"]
+    assert h.words[0].start == pytest.approx(0.04) and h.words[0].end == pytest.approx(0.08)
+    assert h.words[1].start == pytest.approx(0.20) and h.words[1].end == pytest.approx(0.24)
+    assert h.words[0].confidence == pytest.approx(0.8, abs=1e-6)
+    assert h.words[1].confidence == pytest.approx(0.7, abs=1e-6)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asr.tokenizer import (BLANK, SPACE, BPETokenizer, CharTokenizer, PhoneTokenizer, TextNorm,
-                           tokenizer_from_dict)
+                           WordTokenizer, tokenizer_from_dict)
 
 BPE_TEXTS = [
     "THE CAT SAT ON THE MAT", "THE DOG SAT ON THE LOG", "A CAT AND A DOG",
@@ -128,12 +128,22 @@ def test_phone_tokenizer_without_lexicon():
     assert tok.encode("sil zh") is None  # unknown phone
 
 
+def test_word_tokenizer():
+    tok = WordTokenizer.build(["ONE TWO", "TWO ZERO"])
+    assert tok.kind == "word" and tok.symbols == [BLANK, "ONE", "TWO", "ZERO"]
+    assert tok.encode("ZERO ONE") == [3, 1]
+    assert tok.decode([0, 3, 0, 1, 0]) == "ZERO ONE"
+    assert tok.encode("ONE THREE") is None  # outside the vocabulary
+    assert tok.to_dict() == {"kind": "word", "symbols": tok.symbols}
+
+
 def _all_tokenizers(tmp_path, bpe):
     return [
         (CharTokenizer.build(["AB C", "CAB"]), ["AB C", "CCC A", "ABD"]),
         (bpe, ["THE CAT", "A DOG ON THE LOG", "Ω"]),
         (PhoneTokenizer.build(["YES NO", "GO"], _lexicon(tmp_path)), ["YES NO GO", "MAYBE"]),
         (PhoneTokenizer.build(["sil ah b sil"]), ["sil ah", "zh"]),
+        (WordTokenizer.build(["ONE TWO", "TWO"]), ["TWO ONE", "THREE"]),
     ]
 
 

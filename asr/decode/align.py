@@ -61,9 +61,10 @@ def align_tokens(log_probs: torch.Tensor, tokens: list[int], blank: int = 0) -> 
 
 def group_words(spans: list[TokenSpan], symbols: list[str], kind: str
                 ) -> list[tuple[str, list[TokenSpan]]]:
-    """Group token spans into ``(word, spans)`` by the tokenizer ``kind`` (char, bpe, phone)."""
+    """Group token spans into ``(word, spans)`` by the tokenizer ``kind`` (char, bpe, phone,
+    word): a phone or word model's tokens are its words."""
     words: list[tuple[str, list[TokenSpan]]] = []
-    if kind == "phone":
+    if kind in ("phone", "word"):
         return [(symbols[s.token], [s]) for s in spans]
     cur, cur_spans = "", []
     for s in spans:
@@ -112,7 +113,7 @@ def word_timings(log_probs: torch.Tensor, tokens: list[int], tokenizer, frame_se
     Args:
         log_probs: (T', V) log-posteriors of the utterance (valid frames only).
         tokens: token ids chosen by a decoder (no blanks, repeats collapsed).
-        tokenizer: gives ``symbols`` and ``kind`` ("char", "bpe" or "phone").
+        tokenizer: gives ``symbols`` and ``kind`` ("char", "bpe", "phone" or "word").
         frame_seconds: duration of one output frame (``Recognizer.frame_seconds``).
         offset: seconds added to every time (a chunk's start in a long recording).
     """

@@ -67,8 +67,13 @@ def greedy_decode(log_probs: torch.Tensor, lens: torch.Tensor, tokenizer,
     for b, (tokens, steps, score) in enumerate(ctc_best_path(log_probs, lens)):
         text = tokenizer.decode(tokens)
         words: list[WordTiming] = []
-        if getattr(tokenizer, "kind", "") == "char":
+        kind = getattr(tokenizer, "kind", "")
+        if kind in ("char", "word"):
             probs = [float(log_probs[b, t, k].exp()) for k, t in zip(tokens, steps)]
+        if kind == "char":
             words = char_word_timings(tokenizer.symbols, tokens, steps, frame_seconds, probs)
+        elif kind == "word":  # each token is a word; its span is the frame of its spike
+            words = [WordTiming(tokenizer.symbols[k], t * frame_seconds, (t + 1) * frame_seconds,
+                                p) for k, t, p in zip(tokens, steps, probs)]
         hyps.append(Hypothesis(text, tokens, steps, words, score))
     return hyps
