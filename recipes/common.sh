@@ -145,9 +145,9 @@ for manifest in args[cut + 1:]:
 EOF
 }
 
-# write_lang MODEL TEXT DIR : DIR/tokens.txt (the model's symbols) and, for character, BPE and word
-# models, DIR/lexicon.txt spelling every word of TEXT (the LM's words). Phone models decode
-# lexicon-free with a phone LM, so they get no lexicon.
+# write_lang MODEL TEXT DIR : DIR/tokens.txt (the model's symbols) and, for character and BPE
+# models, DIR/lexicon.txt spelling every word of TEXT (the LM's words). Phone and word models
+# decode lexicon-free with an LM over their own tokens, so they get no lexicon.
 write_lang() {
     "$py" - "$@" <<'EOF'
 import sys
@@ -164,9 +164,6 @@ if tok.kind == "char":
 elif tok.kind == "bpe":
     (out / "bpe.model").write_bytes(tok.model_proto)
     lexicon, skipped = bpe_lexicon(words, str(out / "bpe.model"))
-elif tok.kind == "word":  # each word is one token of the model
-    lexicon = {w: [w] for w in words if w in set(tok.symbols[1:])}
-    skipped = len(words) - len(lexicon)
 else:
     sys.exit(0)
 write_lexicon(out / "lexicon.txt", lexicon)

@@ -210,21 +210,23 @@ def test_sentencepiece_model_lexicon_free_and_with_lexicon(tmp_path):
         assert [w.word for w in best.words] == ["CAT", "DOG"]  # words start at "▁" pieces
 
 
-def test_word_model_with_word_lexicon_and_lm(tmp_path):
-    """A word model's lexicon spells each word as itself; the LM picks between close words."""
+def test_word_model_decodes_lexicon_free_with_a_word_lm(tmp_path):
+    """A word model's tokens are its words: lexicon-free search with a word LM. A spike over two
+    frames is one word; a lexicon is refused (flashlight would split such spikes into two)."""
     from asr.tokenizer import WordTokenizer
 
     tok = WordTokenizer.build(["CAT DOG", "COT"])  # <blank> CAT COT DOG
     S = tok.symbols
-    rows = [{"CAT": .45, "COT": .5}, {"<blank>": .9}, {"DOG": .9}]
+    rows = [{"CAT": .45, "COT": .5}, {"CAT": .45, "COT": .5}, {"<blank>": .9}, {"DOG": .9}]
     lp = torch.tensor([[r.get(s, (1 - sum(r.values())) / (len(S) - len(r))) for s in S]
                        for r in rows]).log().unsqueeze(0)
-    write_lexicon(tmp_path / "lex.txt", {w: [w] for w in S[1:]})
     build_ngram_lm(sentences_from_lines(["CAT DOG"] * 5 + ["COT"]), 2).write_arpa(
         tmp_path / "lm.arpa")
-    (am,), = BeamDecoder(tok, BeamConfig(lexicon=str(tmp_path / "lex.txt")))(lp, None, FRAME)
+    (am,), = BeamDecoder(tok, BeamConfig())(lp, None, FRAME)
     assert am.text == "COT DOG" and [w.word for w in am.words] == ["COT", "DOG"]
-    (lm,), = BeamDecoder(tok, BeamConfig(lexicon=str(tmp_path / "lex.txt"),
-                                         lm=str(tmp_path / "lm.arpa"), lm_weight=2.0))(
+    (lm,), = BeamDecoder(tok, BeamConfig(lm=str(tmp_path / "lm.arpa"), lm_weight=2.0))(
         lp, None, FRAME)
     assert lm.text == "CAT DOG"
+    write_lexicon(tmp_path / "lex.txt", {w: [w] for w in S[1:]})
+    with pytest.raises(UserError, match="word model decodes without a lexicon"):
+        BeamDecoder(tok, BeamConfig(lexicon=str(tmp_path / "lex.txt")))
