@@ -206,22 +206,23 @@ class FeatureSource:
         self.cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
         self.wave_cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
 
-    def wave(self, u: Utterance, speed: float = 1.0) -> torch.Tensor:
+    def wave(self, u: Utterance, speed: float = 1.0, keep: bool = False) -> torch.Tensor:
+        """The utterance's audio at ``speed``; ``keep`` caches it (for augmented reuse)."""
         key = (u.id, speed)
         if self.wave_cache is not None and key in self.wave_cache:
             return self.wave_cache[key]
         offset = float(u.extra.get("offset", 0.0))
         wave = load_audio(u.audio_path, self.fcfg.sample_rate, offset,
                           u.duration if "offset" in u.extra else None)
-        return speed_perturb(wave, self.fcfg.sample_rate, speed)
+        wave = speed_perturb(wave, self.fcfg.sample_rate, speed)
+        if keep and self.wave_cache is not None:
+            self.wave_cache[key] = wave
+        return wave
 
     def raw(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None) -> torch.Tensor:
         key = (u.id, speed)
         if aug is not None and aug.active:
-            wave = self.wave(u, speed)
-            if self.wave_cache is not None:
-                self.wave_cache[key] = wave
-            return self.extract(aug(wave))
+            return self.extract(aug(self.wave(u, speed, keep=True)))
         if self.cache is not None and key in self.cache:
             return self.cache[key]
         feats = self.extract(self.wave(u, speed))

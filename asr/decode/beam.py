@@ -139,8 +139,8 @@ class BeamDecoder:
         if symbols[0] != BLANK:
             raise UserError("the tokenizer's symbol 0 must be the blank")
         if cfg.lexicon and getattr(tokenizer, "kind", "") == "word":
-            # flashlight's lexicon search starts a new word on every frame of a multi-frame
-            # spike when a word is one token (measured on AN4: 17 insertions instead of 3).
+            # flashlight's lexicon search reads a one-token word spiking over two frames as two
+            # words (test_beam.py shows it; on AN4: 17 insertions instead of 3).
             raise UserError("a word model decodes without a lexicon: its tokens are the words, "
                             "and a word LM applies to them directly (drop the lexicon)")
         if cfg.lexicon:
