@@ -39,7 +39,7 @@
 declare -A recipe_opts 2>/dev/null || true
 declare -p score_opts >/dev/null 2>&1 || score_opts=()
 lm_order=${lm_order:-3}   # n-gram order of the LM
-tune_lm=${tune_lm:-1}     # 1: tune LM weight / word score on the dev set
+tune_lm=${tune_lm:-1}     # 1: tune LM weight / word score / silence score on the dev set
 dev_name=${dev_name:-dev} # name of the model-selection set in decode_<name>_* folders
 report_dev=${report_dev:-1} # 0: decode dev only to tune the LM weight, neither greedy nor scored
 
@@ -104,7 +104,7 @@ parse_args() {
         log "this asr has no 'decode' command: greedy decoding only"
         use_lm=0
     fi
-    if [ "$smoke" = 1 ]; then tune_grid=(--lm-weights 0,1 --word-scores 0); else tune_grid=(); fi
+    if [ "$smoke" = 1 ]; then tune_grid=(--lm-weights 0,1 --word-scores 0 --sil-scores 0); else tune_grid=(); fi
     log "config $config, exp $exp, data $data"
 }
 
@@ -196,8 +196,9 @@ evaluate_and_score() {
 }
 
 # model_stages DIR TRAIN DEV [NAME=MANIFEST ...] : stages 1-4 for the model in DIR. DEV picks
-# the checkpoints to average and (unless tune_lm=0) the LM weight and word score of the beam
-# search; the other sets are only decoded and scored. Sets decode into DIR/decode_<name>_{greedy,beam}.
+# the checkpoints to average and (unless tune_lm=0) the LM weight, word and silence scores of
+# the beam search; the other sets are only decoded and scored. Sets decode into
+# DIR/decode_<name>_{greedy,beam}.
 model_stages() {
     local dir=$1 train=$2 dev=$3
     shift 3
@@ -229,7 +230,7 @@ model_stages() {
             for s in "${sets[@]}"; do
                 name=${s%%=*} manifest=${s#*=}
                 local tune=()
-                # The LM weight and word score are tuned on dev only (tune_lm=0 when dev is the
+                # The LM weight, word and silence scores are tuned on dev only (tune_lm=0 when dev is the
                 # reported test set); the decode.yaml that --tune writes serves the later sets.
                 if [ "$name" = "$dev_name" ]; then
                     if [ "$tune_lm" = 1 ]; then tune=(--tune "${tune_grid[@]}");

@@ -145,6 +145,28 @@ def test_grid_search_picks_the_lm_weight_that_fixes_errors(lm_files):
     assert best.lm_weight == 2.0 and best.lexicon == lexicon
 
 
+def test_grid_search_tunes_the_silence_score():
+    # A character model's word boundary "|" is flashlight's silence token: a weak "|" inside CAT
+    # splits the word unless the silence score penalises it.
+    split = grid([{"C": .9}, {"<blank>": .9}, {"A": .9}, {"|": .55, "<blank>": .4}, {"T": .9}])
+    best, table = grid_search({"u": split[0]}, ["u"], ["CAT"], TOK, BeamConfig(), [0.0], [0.0],
+                              log=lambda s: None, sil_scores=[0.0, -2.0])
+    assert [(r["sil_score"], r["wer"]) for r in table] == [(0.0, 2.0), (-2.0, 0.0)]
+    assert best.sil_score == -2.0
+    # Without a grid the base value is kept.
+    _, table = grid_search({"u": split[0]}, ["u"], ["CAT"], TOK, BeamConfig(sil_score=-1.0),
+                           [0.0], [0.0], log=lambda s: None)
+    assert [r["sil_score"] for r in table] == [-1.0]
+
+
+def test_default_sil_grid_only_for_models_whose_silence_is_a_real_token():
+    from asr.decode.tune import default_sil_scores
+    from asr.tokenizer import WordTokenizer
+
+    assert default_sil_scores(TOK) == [0.0, -1.0, -2.0, -3.0]  # ties keep 0
+    assert default_sil_scores(WordTokenizer.build(["CAT DOG"])) == [0.0]  # silence = blank
+
+
 def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
     from test_align import tone_recognizer, tone_sentence
 
@@ -174,7 +196,9 @@ def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
     assert summary["decoder"]["lm_weight"] in (0.0, 1.0)
     assert summary["wer"]["rate"] == 0.0
     assert len((out / "hyp.txt").read_text().splitlines()) == 3
-    assert len(json.loads((out / "tune.json").read_text())["grid"]) == 2
+    # 2 LM weights x 1 word score x the character model's 4 silence scores; ties keep 0.
+    assert len(json.loads((out / "tune.json").read_text())["grid"]) == 8
+    assert summary["decoder"]["sil_score"] == 0.0
     saved = load_beam_config(model.parent / "decode.yaml")
     assert saved.lexicon == str(tmp_path / "lex.txt") and saved.beam_size == 10
     assert (out / "emissions.pt").is_file()

@@ -9,7 +9,7 @@
 # Stages: 0 manifests; dev = all utterances of 8 held-out training speakers (the list in
 # DIR/splits/dev_speakers.txt when the corpus folder has one, else a fixed-seed draw) | 1 word
 # 3-gram LM from the training transcripts only | 2 train (a killed run resumes) | 3 greedy and
-# beam+LM decoding; LM weight and word score tuned on dev | 4 score; RESULTS.md table.
+# beam+LM decoding; LM weight, word and silence scores tuned on dev | 4 score; RESULTS.md table.
 # The official test part (wav/an4test_clstk + etc/an4_test.transcription) is decoded and scored
 # whenever the corpus folder has it, with settings chosen on dev only.
 set -euo pipefail
