@@ -132,10 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--with-names", action="store_true", help="txt on stdout: prefix the file")
     tr.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam"],
                     help="auto: beam search with --lm/--lexicon or a decode.yaml beside the model")
+    tr.add_argument("--segment", default="pause", choices=["pause", "fixed"],
+                    help="long audio: cut at pauses into utterance-sized segments (pause), or "
+                         "overlapping fixed windows joined at whole words (fixed)")
     tr.add_argument("--chunk-seconds", type=POSITIVE_FLOAT, default=30.0,
-                    help="long-form chunk (30)")
+                    help="fixed: window length; pause: longest segment (30)")
     tr.add_argument("--overlap-seconds", type=NONNEG_FLOAT, default=5.0,
-                    help="chunk overlap (5)")
+                    help="fixed: window overlap (5)")
+    tr.add_argument("--pause-seconds", type=POSITIVE_FLOAT, default=0.25,
+                    help="pause: shortest silence that ends a segment (0.25)")
+    tr.add_argument("--pause-db", type=POSITIVE_FLOAT, default=16.0,
+                    help="pause: frames this many dB above the noise floor are speech (16)")
     tr.add_argument("--batch-size", type=POSITIVE_INT, default=4,
                     help="chunks per forward pass (4)")
     tr.add_argument("--max-cue-seconds", type=POSITIVE_FLOAT, default=5.0,

@@ -1,11 +1,18 @@
 """Long-form transcription: audio files of any length -> timed words -> txt, json, srt or vtt.
 
 Audio is never held whole. Each file is read in blocks with ``soundfile.SoundFile.read(frames)``
-and decoded in overlapping chunks (default 30 s with 5 s overlap). Chunk ``k`` starts at
-``k * (chunk - overlap)`` seconds. Neighbouring chunks are joined inside their overlap, at the
-point nearest its middle that lies between words in both (so each chunk contributes roughly its
-central region, and no word is cut, doubled or merged with its neighbour at a seam). Chunks from
-several files share a batch (``batch_size`` chunks per forward pass).
+and decoded in one of two ways:
+
+- ``segment="pause"`` (default): cut at pauses into utterance-sized segments (:mod:`asr.segment`;
+  at most ``chunk_seconds`` each), decoded one by one. Models trained on single utterances need
+  this: on 60 minutes of concatenated AN4 utterances, fixed windows doubled the WER of decoding
+  the utterances one by one, pause segments did not (docs/benchmarks.md).
+- ``segment="fixed"``: overlapping windows (default 30 s with 5 s overlap). Chunk ``k`` starts at
+  ``k * (chunk - overlap)`` seconds. Neighbouring chunks are joined inside their overlap, at the
+  point nearest its middle that lies between words in both (so each chunk contributes roughly
+  its central region, and no word is cut, doubled or merged with its neighbour at a seam).
+
+Chunks from several files share a batch (``batch_size`` chunks per forward pass).
 
 Inputs are files, directories (searched recursively for audio extensions) or ``@list.txt`` (one
 path a line). A file that cannot be read is reported and skipped; the others still go through.
@@ -30,8 +37,11 @@ from asr.decode.greedy import ctc_best_path
 from asr.decode.types import Hypothesis, TokenSpan
 from asr.errors import UserError
 from asr.features import apply_cmvn
+from asr.segment import (FLOOR_FRAMES, FRAME_SECONDS, find_cut, frame_energies_db,
+                         noise_floor_db, quietest_cut)
 from asr.tokenizer import SPACE
 
+SEGMENTS = ("pause", "fixed")
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist",
                               ".aif", ".aiff", ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64",
                               ".voc", ".wv"})
@@ -42,22 +52,45 @@ class ChunkConfig:
     """Long-form chunking.
 
     Attributes:
-        chunk_seconds: audio per chunk. overlap_seconds: audio shared by neighbouring chunks;
-            it should hold a pause that both chunks see whole (a few words' worth: with a
-            sub-second overlap, a word cut by a chunk edge can be merged into its neighbour).
+        segment: "pause" cuts the audio at pauses into utterance-sized segments, decoded one by
+            one (:mod:`asr.segment`); "fixed" decodes overlapping fixed windows and joins them
+            at whole words.
+        chunk_seconds: "fixed": audio per chunk; "pause": the longest segment (one with no
+            pause is cut at its quietest point in its second half).
+        overlap_seconds: "fixed" only: audio shared by neighbouring chunks; it should hold a
+            pause that both chunks see whole (a few words' worth: with a sub-second overlap, a
+            word cut by a chunk edge can be merged into its neighbour).
+        pause_seconds: "pause" only: the shortest silence that ends a segment.
+        pause_db: "pause" only: frames this far above the noise floor are speech.
         batch_size: chunks per forward pass.
     """
 
     chunk_seconds: float = 30.0
     overlap_seconds: float = 5.0
     batch_size: int = 4
+    segment: str = "pause"
+    pause_seconds: float = 0.25
+    pause_db: float = 16.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.overlap_seconds < self.chunk_seconds:
+        if self.segment not in SEGMENTS:
+            raise UserError(f"segment must be one of {', '.join(SEGMENTS)}, got '{self.segment}'")
+        if self.overlap_seconds < 0 or (self.segment == "fixed"
+                                         and self.overlap_seconds >= self.chunk_seconds):
             raise UserError(f"overlap ({self.overlap_seconds} s) must be >= 0 and shorter than "
                             f"the chunk ({self.chunk_seconds} s)")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}")
+        if not 0 < self.pause_seconds < self.chunk_seconds / 2:
+            raise UserError(f"pause ({self.pause_seconds} s) must be > 0 and shorter than half "
+                            f"the chunk ({self.chunk_seconds} s)")
+        if self.pause_db <= 0:
+            raise UserError(f"pause_db must be > 0, got {self.pause_db}")
+
+    @property
+    def overlap(self) -> float:
+        """Seconds each chunk after the first shares with the one before."""
+        return self.overlap_seconds if self.segment == "fixed" else 0.0
 
 
 class Chunk(NamedTuple):
@@ -103,50 +136,121 @@ def _read_error(path: str, e: Exception) -> UserError:
     return UserError(f"cannot read audio {path}: {msg}")
 
 
-def iter_chunks(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[Chunk]:
-    """Yield the overlapping chunks of an audio file, mono and resampled to ``sample_rate``.
+class _Reader:
+    """An open audio file read in blocks, as float32 mono; every read is checked."""
 
-    Reads ``chunk`` frames once, then ``chunk - overlap`` frames per chunk: no single read, and no
-    buffer, exceeds one chunk (plus the next block, read ahead to detect the end).
+    def __init__(self, path: str):
+        audio_info(path)  # missing, empty (0 bytes), unreadable, truncated or without samples
+        try:
+            self.f = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+            raise _read_error(path, e) from None
+        self.path = path
+        self.sr = self.f.samplerate
+
+    def __enter__(self) -> "_Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+    def read(self, frames: int) -> np.ndarray:
+        """Up to ``frames`` samples, (frames, C); fewer (or none) at the end."""
+        try:
+            block = self.f.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            raise _read_error(self.path, e) from None
+        if not np.isfinite(block).all():
+            raise UserError(f"audio file contains NaN or Inf samples: {self.path}")
+        return block
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(block.mean(axis=1) if block.shape[1] > 1 else block[:, 0])
+
+
+def iter_chunks(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[Chunk]:
+    """Yield the chunks of an audio file, mono and resampled to ``sample_rate``: segments cut at
+    pauses (``cfg.segment == "pause"``) or overlapping fixed windows.
 
     Raises:
         UserError: missing, unreadable, empty or non-finite audio (message names the file).
     """
-    audio_info(path)  # missing, empty (0 bytes), unreadable, truncated or without samples
-    try:
-        f = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise _read_error(path, e) from None
-    with f:
-        sr = f.samplerate
+    if cfg.segment == "pause":
+        yield from _pause_segments(path, sample_rate, cfg)
+    else:
+        yield from _fixed_chunks(path, sample_rate, cfg)
+
+
+def _fixed_chunks(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[Chunk]:
+    """Reads ``chunk`` frames once, then ``chunk - overlap`` frames per chunk: no single read,
+    and no buffer, exceeds one chunk (plus the next block, read ahead to detect the end)."""
+    with _Reader(path) as r:
+        sr = r.sr
         size = max(1, int(round(cfg.chunk_seconds * sr)))
         stride = max(1, int(round((cfg.chunk_seconds - cfg.overlap_seconds) * sr)))
-
-        def read(frames: int) -> np.ndarray:
-            try:
-                block = f.read(frames, dtype="float32", always_2d=True)  # (frames, C)
-            except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-                raise _read_error(path, e) from None
-            if not np.isfinite(block).all():
-                raise UserError(f"audio file contains NaN or Inf samples: {path}")
-            return block
-
-        buf = read(size)
+        buf = r.read(size)
         if buf.shape[0] == 0:
             raise UserError(f"audio file has no samples: {path}")
         start, first = 0, True
         while True:
             # Read the next block before yielding, so the last chunk is known without trusting
             # the header's frame count.
-            new = read(stride) if buf.shape[0] >= size else buf[:0]
+            new = r.read(stride) if buf.shape[0] >= size else buf[:0]
             last = new.shape[0] == 0
-            mono = buf.mean(axis=1) if buf.shape[1] > 1 else buf[:, 0]
-            wave = resample(torch.from_numpy(np.ascontiguousarray(mono)), sr, sample_rate)
+            wave = resample(torch.from_numpy(_mono(buf)), sr, sample_rate)
             yield Chunk(start / sr, wave, first, last)
             if last:
                 return
             buf = np.concatenate([buf[stride:], new])
             start += stride
+            first = False
+
+
+def _pause_segments(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[Chunk]:
+    """Reads one second at a time until the buffer holds a pause (or ``chunk_seconds``); the
+    buffer never exceeds one chunk plus one block."""
+    with _Reader(path) as r:
+        sr = r.sr
+        hop = max(1, round(sr * FRAME_SECONDS))
+        block, size = max(hop, sr), max(hop, int(round(cfg.chunk_seconds * sr)))
+        min_pause = max(1, round(cfg.pause_seconds / FRAME_SECONDS))
+        buf = _mono(r.read(block))
+        if len(buf) == 0:
+            raise UserError(f"audio file has no samples: {path}")
+        history = np.zeros(0)  # energies of the last FLOOR_SECONDS already cut off
+        start, first, eof = 0, True, False
+        while True:
+            energy = frame_energies_db(buf, hop)
+            floor = noise_floor_db(np.concatenate([history, energy]))
+            cut = find_cut(energy, floor, cfg.pause_db, min_pause)
+            if cut is None and not eof and len(buf) < size:
+                new = _mono(r.read(block))
+                eof = len(new) == 0
+                buf = np.concatenate([buf, new])
+                continue
+            if cut is not None:
+                end = cut * hop
+            elif len(buf) > size:  # no pause in a whole chunk
+                end = quietest_cut(energy[:size // hop], min_pause) * hop
+            else:
+                end = len(buf)  # the rest of the file (eof) or exactly one chunk of it
+                if not eof:
+                    end = quietest_cut(energy, min_pause) * hop
+            seg, buf = buf[:end], buf[end:]
+            history = np.concatenate([history, energy[:end // hop]])[-FLOOR_FRAMES:]
+            if eof and len(buf) == 0:
+                last = True
+            elif len(buf) == 0:  # the cut fell exactly at the end of what was read
+                buf = _mono(r.read(block))
+                eof = last = len(buf) == 0
+            else:
+                last = False
+            wave = resample(torch.from_numpy(np.ascontiguousarray(seg)), sr, sample_rate)
+            yield Chunk(start / sr, wave, first, last)
+            if last:
+                return
+            start += end
             first = False
 
 
@@ -212,9 +316,10 @@ def _bounds(groups: list[Group]) -> list[tuple[float, float]]:
 
 
 class Transcriber:
-    """Decode long recordings in overlapping chunks with a :class:`~asr.inference.Recognizer`.
+    """Decode long recordings chunk by chunk with a :class:`~asr.inference.Recognizer`.
 
-    Neighbouring chunks are joined at whole words: inside their overlap, the switch happens at
+    Pause segments do not overlap: their words are kept as they are. Overlapping fixed chunks
+    are joined at whole words: inside their overlap, the switch happens at
     the point nearest the middle that falls between words in both chunks (:func:`choose_cut`).
     Joining token by token instead would drop or double a word boundary whenever the two chunks
     place it on different sides of a fixed seam. Word times and confidences come from each
@@ -305,7 +410,7 @@ class Transcriber:
             st.text = hyp.text
             st.duration = c.start + seconds
             if progress is not None:
-                progress.update(seconds - (0 if c.first else self.cfg.overlap_seconds))
+                progress.update(seconds - (0 if c.first else self.cfg.overlap))
             if c.last:
                 done[i] = self._finish(st)
                 del states[i]
@@ -401,7 +506,8 @@ def run(a) -> int:
         raise UserError(f"--format {a.format} with several inputs needs -o DIR")
     if a.threads:
         torch.set_num_threads(a.threads)
-    cfg = ChunkConfig(a.chunk_seconds, a.overlap_seconds, a.batch_size)
+    cfg = ChunkConfig(a.chunk_seconds, a.overlap_seconds, a.batch_size, a.segment,
+                      a.pause_seconds, a.pause_db)
     try:
         cues = CueConfig(a.max_cue_seconds, a.max_cue_chars)
     except ValueError as e:

@@ -61,7 +61,7 @@ def test_chunked_equals_per_piece_except_at_seams(rec, recording):
     offsets = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
     ref = [(w.word, w.start + off) for r, off in zip(per_piece, offsets)
            for w in r.hypothesis.words]
-    cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0, batch_size=3)
+    cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0, segment="fixed", batch_size=3)
     (long,) = transcribe(rec, [d / "long.wav"], cfg)
     assert long.duration == pytest.approx(len(whole) / SR)
     hyp = [(w.word, w.start) for w in long.hypothesis.words]
@@ -86,7 +86,7 @@ def test_reader_holds_at_most_one_chunk(rec, recording, monkeypatch):
     d, _, _, _ = recording
     whole = sf.read(d / "long.wav", dtype="float32")[0]  # as stored (16-bit)
     sizes = record_chunked_reads(monkeypatch)
-    cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0)
+    cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0, segment="fixed")
     chunks = list(iter_chunks(str(d / "long.wav"), SR, cfg))
     assert max(sizes) <= 3 * SR and len(sizes) >= 8
     assert all(c.wave.shape[0] <= 3 * SR for c in chunks)
@@ -102,11 +102,64 @@ def test_reader_holds_at_most_one_chunk(rec, recording, monkeypatch):
     assert max(sizes) <= 3 * SR
 
 
+@pytest.fixture(scope="module")
+def paused(tmp_path_factory):
+    """8 tone sentences with 0.4-0.8 s pauses between them: (file, sentence texts, the
+    sentences' (start, end) seconds, the file as stored)."""
+    d = tmp_path_factory.mktemp("paused")
+    rng = random.Random(11)
+    parts, texts, spans, pos = [], [], [], 0
+    for _ in range(8):
+        wave, text, bounds = tone_sentence(rng, 2)
+        parts += [wave, 0.003 * np.random.default_rng(pos).standard_normal(
+            int(rng.uniform(0.4, 0.8) * SR)).astype(np.float32)]
+        texts.append(text)
+        spans += [(pos / SR + s, pos / SR + e) for _, s, e in bounds]
+        pos += len(wave) + len(parts[-1])
+    sf.write(d / "paused.wav", np.concatenate(parts), SR)
+    return d / "paused.wav", texts, spans, sf.read(d / "paused.wav", dtype="float32")[0]
+
+
+def test_pause_segments_tile_the_file_and_cut_only_in_pauses(paused, monkeypatch):
+    path, _, spans, stored = paused
+    sizes = record_chunked_reads(monkeypatch)
+    chunks = list(iter_chunks(str(path), SR, ChunkConfig(chunk_seconds=3.0)))  # pause: default
+    assert max(sizes) <= SR  # one-second reads
+    assert chunks[0].first and chunks[-1].last and not any(c.last for c in chunks[:-1])
+    np.testing.assert_array_equal(np.concatenate([c.wave.numpy() for c in chunks]), stored)
+    assert all(c.wave.shape[0] <= 3 * SR for c in chunks)
+    cuts = [c.start for c in chunks[1:]]
+    assert len(cuts) >= 7  # at least the 7 pauses between sentences
+    for t in cuts:  # no word is cut
+        assert not any(s < t < e for s, e in spans), (t, spans)
+
+
+def test_pause_segmented_transcript_is_every_sentence(rec, paused):
+    path, texts, spans, stored = paused
+    (long,) = transcribe(rec, [path], ChunkConfig(chunk_seconds=3.0, batch_size=3))
+    assert long.hypothesis.text == " ".join(texts)
+    assert long.duration == pytest.approx(len(stored) / SR)
+    for w, (s, e) in zip(long.hypothesis.words, spans):  # times are from the file's start
+        assert abs(w.start - s) < 0.1 and abs(w.end - e) < 0.1
+
+
+def test_a_stretch_without_pauses_is_cut_at_most_a_chunk_long(rec, tmp_path, monkeypatch):
+    t = np.arange(10 * SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + 0.2 * np.sin(2 * np.pi * 3 * t)))
+    sf.write(tmp_path / "hum.wav", tone.astype(np.float32), SR)
+    stored = sf.read(tmp_path / "hum.wav", dtype="float32")[0]
+    sizes = record_chunked_reads(monkeypatch)
+    chunks = list(iter_chunks(str(tmp_path / "hum.wav"), SR, ChunkConfig(chunk_seconds=3.0)))
+    assert max(sizes) <= SR
+    assert all(0 < c.wave.shape[0] <= 3 * SR for c in chunks) and len(chunks) >= 4
+    np.testing.assert_array_equal(np.concatenate([c.wave.numpy() for c in chunks]), stored)
+
+
 def test_any_rate_and_channels_and_single_chunk(rec, recording, tmp_path):
     d, paths, _, whole = recording
     up = AF.resample(torch.from_numpy(whole), SR, 16000).numpy()
     sf.write(tmp_path / "long16.flac", np.stack([up, up], axis=1), 16000)
-    cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0, batch_size=2)
+    cfg = ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0, segment="fixed", batch_size=2)
     a, b = transcribe(rec, [d / "long.wav", tmp_path / "long16.flac"], cfg)
     assert a.hypothesis.text == b.hypothesis.text
     # a file shorter than a chunk is one chunk: the same text as Recognizer.transcribe
@@ -139,7 +192,12 @@ def test_expand_inputs(tmp_path):
     with pytest.raises(UserError, match="no audio files"):
         expand_inputs([str(tmp_path / "empty")])
     with pytest.raises(UserError, match="overlap"):
-        ChunkConfig(chunk_seconds=5, overlap_seconds=5)
+        ChunkConfig(chunk_seconds=5, overlap_seconds=5, segment="fixed")
+    ChunkConfig(chunk_seconds=5, overlap_seconds=5)  # pause segments do not overlap
+    for bad, match in (({"segment": "vad"}, "segment must be one of pause, fixed"),
+                       ({"pause_seconds": 3.0}, "pause"), ({"pause_db": 0.0}, "pause_db")):
+        with pytest.raises(UserError, match=match):
+            ChunkConfig(chunk_seconds=5, **bad)
 
 
 def test_bad_files_reported_one_line_each_others_transcribed(model_file, recording, tmp_path,
