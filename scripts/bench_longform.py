@@ -15,7 +15,6 @@ each, then reports, from the same run:
 from __future__ import annotations
 
 import argparse
-import difflib
 import itertools
 import json
 import os
@@ -25,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import soundfile as sf
 import torch
@@ -87,11 +87,12 @@ def compare(pieces: list[dict], per_piece: dict[str, str], long_words: list[dict
     """Align the long transcript with the per-piece texts in order; classify differences."""
     ref = [(w, p) for p in pieces for w in per_piece[p["path"]].split()]
     hyp = [w["word"] for w in long_words]
-    sm = difflib.SequenceMatcher(a=[w for w, _ in ref], b=hyp, autojunk=False)
+    out = jiwer.process_words(" ".join(w for w, _ in ref) or "-", " ".join(hyp) or "-")
     at_seam = elsewhere = 0
     examples = []
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
-        if op == "equal":
+    for ch in out.alignments[0]:  # a minimum edit-distance alignment
+        i1, i2, j1, j2 = ch.ref_start_idx, ch.ref_end_idx, ch.hyp_start_idx, ch.hyp_end_idx
+        if ch.type == "equal":
             continue
         n = max(i2 - i1, j2 - j1)
         if j2 > j1:

@@ -34,8 +34,12 @@ NUMBERS = {
     ("--threads", "-2"): "argument --threads: must be >= 0, got -2",
     ("--max-cue-chars", "0"): "argument --max-cue-chars: must be > 0, got 0",
     ("--max-cue-seconds", "-1"): "argument --max-cue-seconds: must be > 0, got -1",
-    ("--chunk-seconds", "10", "--overlap-seconds", "10"):
+    ("--segment", "fixed", "--chunk-seconds", "10", "--overlap-seconds", "10"):
         "overlap (10.0 s) must be >= 0 and shorter than the chunk (10.0 s)",
+    ("--pause-seconds", "0"): "argument --pause-seconds: must be > 0, got 0",
+    ("--pause-db", "-3"): "argument --pause-db: must be > 0, got -3",
+    ("--chunk-seconds", "1", "--pause-seconds", "0.5"):
+        "pause (0.5 s) must be > 0 and shorter than half the chunk (1.0 s)",
 }
 
 
