@@ -42,25 +42,30 @@ def noise_floor_db(energy_db: np.ndarray) -> float:
     return float(np.percentile(live, FLOOR_PERCENTILE)) if len(live) else np.inf
 
 
-def find_cut(energy_db: np.ndarray, floor_db: float, margin_db: float, min_pause: int
-             ) -> int | None:
+def find_cut(energy_db: np.ndarray, floor_db: float, margin_db: float, min_pause: int,
+             limit: int | None = None) -> int | None:
     """The frame at which to end the first segment of ``energy_db``, or None to wait for more.
 
     Args:
         energy_db: frame energies from the current segment's start.
         floor_db: noise floor; frames above ``floor_db + margin_db`` are speech.
         min_pause: non-speech frames that make a pause.
+        limit: the longest segment in frames: a pause must begin before it, and the cut is
+            made no later than it.
 
     Returns:
-        the middle of the first pause of ``min_pause`` frames or more between two speech frames;
-        None if there is none yet.
+        the middle of the first pause of ``min_pause`` frames or more between two speech frames
+        (``limit`` if that is earlier); None if there is none yet.
     """
     idx = np.flatnonzero(energy_db > floor_db + margin_db)
     gaps = np.flatnonzero(np.diff(idx) > min_pause)  # speech frames followed by a pause
     if len(gaps) == 0:
         return None
     start, end = idx[gaps[0]] + 1, idx[gaps[0] + 1]  # the pause is frames [start, end)
-    return int((start + end) // 2)
+    if limit is not None and start >= limit:
+        return None
+    mid = int((start + end) // 2)
+    return mid if limit is None else min(mid, limit)
 
 
 def quietest_cut(energy_db: np.ndarray, window: int) -> int:

@@ -81,10 +81,10 @@ class ChunkConfig:
                             f"the chunk ({self.chunk_seconds} s)")
         if self.batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {self.batch_size}")
-        if not 0 < self.pause_seconds < self.chunk_seconds / 2:
+        if self.segment == "pause" and not 0 < self.pause_seconds < self.chunk_seconds / 2:
             raise UserError(f"pause ({self.pause_seconds} s) must be > 0 and shorter than half "
                             f"the chunk ({self.chunk_seconds} s)")
-        if self.pause_db <= 0:
+        if self.segment == "pause" and self.pause_db <= 0:
             raise UserError(f"pause_db must be > 0, got {self.pause_db}")
 
     @property
@@ -218,13 +218,13 @@ def _pause_segments(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[C
         buf = _mono(r.read(block))
         if len(buf) == 0:
             raise UserError(f"audio file has no samples: {path}")
-        history = np.zeros(0)  # energies of the last FLOOR_SECONDS already cut off
+        history = np.zeros(0)  # energies of the last FLOOR_FRAMES frames already cut off
         start, first, eof = 0, True, False
         while True:
             energy = frame_energies_db(buf, hop)
             floor = noise_floor_db(np.concatenate([history, energy]))
-            cut = find_cut(energy, floor, cfg.pause_db, min_pause)
-            if cut is None and not eof and len(buf) < size:
+            cut = find_cut(energy, floor, cfg.pause_db, min_pause, limit=size // hop)
+            if cut is None and not eof and len(buf) <= size:
                 new = _mono(r.read(block))
                 eof = len(new) == 0
                 buf = np.concatenate([buf, new])
@@ -233,10 +233,8 @@ def _pause_segments(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[C
                 end = cut * hop
             elif len(buf) > size:  # no pause in a whole chunk
                 end = quietest_cut(energy[:size // hop], min_pause) * hop
-            else:
-                end = len(buf)  # the rest of the file (eof) or exactly one chunk of it
-                if not eof:
-                    end = quietest_cut(energy, min_pause) * hop
+            else:  # the rest of the file
+                end = len(buf)
             seg, buf = buf[:end], buf[end:]
             history = np.concatenate([history, energy[:end // hop]])[-FLOOR_FRAMES:]
             if eof and len(buf) == 0:
@@ -299,12 +297,18 @@ class _FileState:
         self.text = ""  # the decoder's text, used when the file is one chunk
         self.duration = 0.0
 
-    def add(self, groups: list[Group], start: float, end: float, first: bool, last: bool) -> None:
-        """Merge one chunk's words (the chunk spans frames [start, end) of the file)."""
+    def add(self, groups: list[Group], start: float, end: float, first: bool, last: bool,
+            overlap: bool = True) -> None:
+        """Merge one chunk's words (the chunk spans frames [start, end) of the file).
+        ``overlap`` False: the chunk follows the previous one without sharing audio (pause
+        segments), so both keep all their words."""
         if not first:
-            cut = choose_cut(_bounds(self.pending), _bounds(groups), start, self.pending_end)
-            self.kept += [g for g in self.pending if self.cut <= g[1][0].start < cut]
-            self.cut = cut
+            if overlap:
+                cut = choose_cut(_bounds(self.pending), _bounds(groups), start, self.pending_end)
+                self.kept += [g for g in self.pending if self.cut <= g[1][0].start < cut]
+                self.cut = cut
+            else:
+                self.kept += self.pending
         self.pending, self.pending_end = groups, end
         if last:
             self.kept += [g for g in self.pending if g[1][0].start >= self.cut]
@@ -330,7 +334,7 @@ class Transcriber:
         cfg: chunking (``ChunkConfig()`` when None).
 
     Example:
-        >>> tr = Transcriber(asr.load_model("model.pt"), None, ChunkConfig(30, 5))
+        >>> tr = Transcriber(asr.load_model("model.pt"), None, ChunkConfig(chunk_seconds=30))
         >>> for path, result in tr.transcribe(["talk.flac"]):
         ...     print(result.hypothesis.text)
     """
@@ -404,7 +408,7 @@ class Transcriber:
             spans = [s._replace(start=base + s.start, end=base + s.end)
                      for s in align_tokens(log_probs[b, :int(out_lens[b])], hyp.tokens)]
             st.add(group_words(spans, tok.symbols, kind), c.start / fs,
-                   (c.start + seconds) / fs, c.first, c.last)
+                   (c.start + seconds) / fs, c.first, c.last, self.cfg.overlap > 0)
             st.score += hyp.score
             st.chunks += 1
             st.text = hyp.text

@@ -58,13 +58,15 @@ def build_recording(utts, sample_rate: int, seconds: float, path: Path, gap: flo
 def run_transcribe(args: list[str], stdout: Path) -> dict:
     """Run ``asr transcribe ARGS`` with stdout to a file; its peak RSS and wall time."""
     cmd = [sys.executable, "-m", "asr.cli", "transcribe", *args]
+    stderr = stdout.with_suffix(".stderr")
     t0 = time.perf_counter()
-    with open(stdout, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL)
+    with open(stdout, "w", encoding="utf-8") as out, open(stderr, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"bench_longform: {' '.join(cmd)} failed")
+        raise SystemExit(f"bench_longform: {' '.join(cmd)} failed: "
+                         f"{stderr.read_text().strip()[-500:]}")
     return {"peak_rss_mb": usage.ru_maxrss / 1024, "wall_s": wall}  # ru_maxrss: KiB on Linux
 
 
@@ -97,7 +99,11 @@ def compare(pieces: list[dict], per_piece: dict[str, str], long_words: list[dict
         n = max(i2 - i1, j2 - j1)
         if j2 > j1:
             t = long_words[j1]["start"]
-        else:  # deleted in the long transcript: the time of its piece
+        elif long_words:  # deleted in the long transcript: between its neighbours there
+            before = long_words[j1 - 1]["end"] if j1 > 0 else long_words[0]["start"]
+            after = long_words[j1]["start"] if j1 < len(long_words) else before
+            t = (before + after) / 2
+        else:
             t = ref[i1][1]["start"]
         d = seam_distance(t, seam)
         if d <= near:
@@ -137,17 +143,19 @@ def main() -> None:
     pieces = build_recording(utts, rec.cfg.features.sample_rate, a.minutes * 60, long_path,
                              a.gap)
     seconds = pieces[-1]["end"]
-    common = ["--decoder", "greedy", "--format", "json", "--chunk-seconds", str(a.chunk_seconds)]
-    chunking = ["--segment", a.segment, "--overlap-seconds", str(a.overlap_seconds),
-                "--pause-seconds", str(a.pause_seconds), "--pause-db", str(a.pause_db)]
+    common = ["--decoder", "greedy", "--format", "json"]
+    chunking = ["--segment", a.segment, "--chunk-seconds", str(a.chunk_seconds),
+                "--overlap-seconds", str(a.overlap_seconds), "--pause-seconds",
+                str(a.pause_seconds), "--pause-db", str(a.pause_db)]
     long_run = run_transcribe([a.model, str(long_path), *common, *chunking],
                               a.out / "long.jsonl")
     long_json = json.loads((a.out / "long.jsonl").read_text(encoding="utf-8").splitlines()[0])
     paths = sorted({pc["path"] for pc in pieces})
     (a.out / "pieces.txt").write_text("".join(f"{x}\n" for x in paths), encoding="utf-8")
-    # Each utterance whole: one fixed window (utterances are shorter than a chunk).
+    # Each utterance whole: one fixed window of up to 10 minutes.
     piece_run = run_transcribe([a.model, f"@{a.out / 'pieces.txt'}", *common, "--segment",
-                                "fixed"], a.out / "pieces.jsonl")
+                                "fixed", "--chunk-seconds", "600", "--overlap-seconds", "0"],
+                               a.out / "pieces.jsonl")
     per_piece = {}
     for line in (a.out / "pieces.jsonl").read_text(encoding="utf-8").splitlines():
         d = json.loads(line)

@@ -164,7 +164,9 @@ def test_default_sil_grid_only_for_models_whose_silence_is_a_real_token():
     from asr.tokenizer import WordTokenizer
 
     assert default_sil_scores(TOK) == [0.0, -1.0, -2.0, -3.0]  # ties keep 0
-    assert default_sil_scores(WordTokenizer.build(["CAT DOG"])) == [0.0]  # silence = blank
+    word = WordTokenizer.build(["CAT DOG"])
+    assert default_sil_scores(word) == [0.0]  # silence = blank: the current value is kept
+    assert default_sil_scores(word, -1.5) == [-1.5]
 
 
 def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
@@ -209,6 +211,10 @@ def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
     assert main(argv[:3] + ["--out", str(out)]) == 0
     assert json.loads((out / "wer.json").read_text())["decoder"]["lexicon"] == saved.lexicon
     assert "%WER 0.00" in capsys.readouterr().out
+    # An explicit --sil-score is kept during tuning, not replaced by the grid.
+    assert main(argv + ["--sil-score", "-1"]) == 0
+    assert {r["sil_score"] for r in json.loads((out / "tune.json").read_text())["grid"]} == {-1.0}
+    assert load_beam_config(model.parent / "decode.yaml").sil_score == -1.0
 
 
 def test_sentencepiece_model_lexicon_free_and_with_lexicon(tmp_path):

@@ -37,6 +37,11 @@ def test_cut_in_the_middle_of_the_first_long_enough_pause():
     assert find_cut(energies("......###......"), -70.0, 16.0, 3) is None
     # the margin decides what counts as speech
     assert find_cut(e, -70.0, 50.0, 3) is None
+    # a segment may not pass the limit: a pause that begins before it is cut at the limit at
+    # the latest; one that begins at or after it does not count
+    assert find_cut(e, -70.0, 16.0, 3, limit=9) == 9
+    assert find_cut(e, -70.0, 16.0, 3, limit=8) is None
+    assert find_cut(e, -70.0, 16.0, 3, limit=12) == 10
 
 
 def test_quietest_cut_lies_in_the_second_half():

@@ -143,6 +143,38 @@ def test_pause_segmented_transcript_is_every_sentence(rec, paused):
         assert abs(w.start - s) < 0.1 and abs(w.end - e) < 0.1
 
 
+def test_non_overlapping_chunks_keep_every_word_at_their_seam():
+    from asr.decode.types import TokenSpan
+    from asr.transcribe import _FileState
+
+    def word(w: str, start: int, end: int):
+        return (w, [TokenSpan(1, start, end, 0.9)])
+
+    # Segment 1 covers frames [0, 100.5), segment 2 starts there: its first word begins at
+    # frame 100 after rounding, and segment 1's last word at its own last frame (100).
+    st = _FileState("x.wav")
+    st.add([word("one", 10, 20), word("two", 100, 101)], 0.0, 100.5, True, False, overlap=False)
+    st.add([word("three", 100, 110), word("four", 150, 160)], 100.5, 200.0, False, True,
+           overlap=False)
+    assert [w for w, _ in st.kept] == ["one", "two", "three", "four"]
+
+
+def test_a_pause_after_the_chunk_limit_does_not_make_a_longer_segment(tmp_path):
+    # The reader holds 3 s (one-second blocks) when it first sees the pause at 2.55-2.85 s:
+    # complete, but past the 2.5 s limit, so the segment is cut at 2.5 s at the latest.
+    def quiet(seconds: float) -> np.ndarray:
+        return np.full(int(seconds * SR), 1e-3, dtype=np.float32)
+
+    hum = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(2.05 * SR)) / SR)).astype(np.float32)
+    sf.write(tmp_path / "late.wav", np.concatenate([quiet(0.5), hum, quiet(0.3), hum]), SR)
+    chunks = list(iter_chunks(str(tmp_path / "late.wav"), SR, ChunkConfig(chunk_seconds=2.5)))
+    assert all(c.wave.shape[0] <= 2.5 * SR for c in chunks), [len(c.wave) / SR for c in chunks]
+
+
+def test_fixed_windows_ignore_the_pause_settings():
+    ChunkConfig(chunk_seconds=0.5, overlap_seconds=0.1, segment="fixed")  # pause 0.25 s unused
+
+
 def test_a_stretch_without_pauses_is_cut_at_most_a_chunk_long(rec, tmp_path, monkeypatch):
     t = np.arange(10 * SR) / SR
     tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + 0.2 * np.sin(2 * np.pi * 3 * t)))

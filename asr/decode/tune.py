@@ -178,14 +178,15 @@ def grid_search(emissions: dict, ids: list[str], refs: list[str], tokenizer, bas
     return best, table
 
 
-def default_sil_scores(tokenizer) -> list[float]:
+def default_sil_scores(tokenizer, base_sil_score: float = 0.0) -> list[float]:
     """The ``--sil-scores`` grid when none is given: a character model's word boundary ``|`` is
     flashlight's silence token, and penalising it trades split words against merged ones
-    (AN4: 11.11% -> 10.38% WER); for other models the silence token is the blank, left at 0."""
+    (AN4: 11.11% -> 10.38% WER); for other models the silence token is the blank, and the
+    current value (``--sil-score``, decode.yaml or 0) is kept."""
     from asr.decode.beam import silence_token
     from asr.tokenizer import SPACE
 
-    return [0.0, -1.0, -2.0, -3.0] if silence_token(tokenizer) == SPACE else [0.0]
+    return [0.0, -1.0, -2.0, -3.0] if silence_token(tokenizer) == SPACE else [base_sil_score]
 
 
 def parse_floats(text: str, flag: str) -> list[float]:
@@ -213,7 +214,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--word-scores", default="-1,0,1,2", help="grid for --tune")
     p.add_argument("--sil-scores", default=None,
                    help="grid for --tune (default 0,-1,-2,-3 for character models, whose word "
-                        "boundary is the silence token; 0 otherwise)")
+                        "boundary is the silence token; else the current --sil-score)")
     p.add_argument("--no-cache", action="store_true", help="do not cache log-probs on disk")
     p.add_argument("--device", default="cpu")
     add_beam_arguments(p)
@@ -242,8 +243,12 @@ def run(a: argparse.Namespace) -> int:
     t_model = time.time() - t0
     summary: dict = {"manifest": str(a.manifest), "utterances": len(utts)}
     if a.tune:
-        sil_scores = (parse_floats(a.sil_scores, "--sil-scores") if a.sil_scores is not None
-                      else default_sil_scores(rec.tokenizer))
+        if a.sil_scores is not None:
+            sil_scores = parse_floats(a.sil_scores, "--sil-scores")
+        elif a.sil_score is not None:  # an explicit --sil-score is kept, not searched
+            sil_scores = [a.sil_score]
+        else:
+            sil_scores = default_sil_scores(rec.tokenizer, cfg.sil_score)
         cfg, table = grid_search(emissions, ids, refs, rec.tokenizer, cfg,
                                  parse_floats(a.lm_weights, "--lm-weights"),
                                  parse_floats(a.word_scores, "--word-scores"),
