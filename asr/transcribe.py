@@ -137,7 +137,7 @@ def _read_error(path: str, e: Exception) -> UserError:
 
 
 class _Reader:
-    """An open audio file read in blocks, as float32 mono; every read is checked."""
+    """An open audio file read in float32 blocks of all its channels; every read is checked."""
 
     def __init__(self, path: str):
         audio_info(path)  # missing, empty (0 bytes), unreadable, truncated or without samples

@@ -165,8 +165,7 @@ def test_default_sil_grid_only_for_models_whose_silence_is_a_real_token():
 
     assert default_sil_scores(TOK) == [0.0, -1.0, -2.0, -3.0]  # ties keep 0
     word = WordTokenizer.build(["CAT DOG"])
-    assert default_sil_scores(word) == [0.0]  # silence = blank: the current value is kept
-    assert default_sil_scores(word, -1.5) == [-1.5]
+    assert default_sil_scores(word) is None  # silence = blank: the current value is kept
 
 
 def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):

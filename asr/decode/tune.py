@@ -178,15 +178,15 @@ def grid_search(emissions: dict, ids: list[str], refs: list[str], tokenizer, bas
     return best, table
 
 
-def default_sil_scores(tokenizer, base_sil_score: float = 0.0) -> list[float]:
+def default_sil_scores(tokenizer) -> list[float] | None:
     """The ``--sil-scores`` grid when none is given: a character model's word boundary ``|`` is
     flashlight's silence token, and penalising it trades split words against merged ones
-    (AN4: 11.11% -> 10.38% WER); for other models the silence token is the blank, and the
-    current value (``--sil-score``, decode.yaml or 0) is kept."""
+    (AN4: 11.11% -> 10.38% WER); for other models the silence token is the blank, and None
+    keeps the current value (``--sil-score``, decode.yaml or 0)."""
     from asr.decode.beam import silence_token
     from asr.tokenizer import SPACE
 
-    return [0.0, -1.0, -2.0, -3.0] if silence_token(tokenizer) == SPACE else [base_sil_score]
+    return [0.0, -1.0, -2.0, -3.0] if silence_token(tokenizer) == SPACE else None
 
 
 def parse_floats(text: str, flag: str) -> list[float]:
@@ -246,9 +246,9 @@ def run(a: argparse.Namespace) -> int:
         if a.sil_scores is not None:
             sil_scores = parse_floats(a.sil_scores, "--sil-scores")
         elif a.sil_score is not None:  # an explicit --sil-score is kept, not searched
-            sil_scores = [a.sil_score]
+            sil_scores = None
         else:
-            sil_scores = default_sil_scores(rec.tokenizer, cfg.sil_score)
+            sil_scores = default_sil_scores(rec.tokenizer)
         cfg, table = grid_search(emissions, ids, refs, rec.tokenizer, cfg,
                                  parse_floats(a.lm_weights, "--lm-weights"),
                                  parse_floats(a.word_scores, "--word-scores"),
