@@ -157,3 +157,43 @@ def speed_perturb(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.
     """Change speed (tempo and pitch) by ``factor`` as Kaldi/ESPnet do: resample by 1/factor and
     play at the original rate. ``factor`` > 1 makes the audio shorter."""
     return resample(wave, sample_rate, perturbed_rate(sample_rate, factor))
+
+
+class AudioReader:
+    """An open audio file read in float32 blocks, for audio of any length (long-form
+    transcription never holds a whole recording). Every read is checked.
+
+    Example:
+        >>> with AudioReader("talk.flac") as r:
+        ...     block = r.read(r.sr)  # (up to sr, C) samples of all channels
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        p = os.fspath(path)
+        audio_info(p)  # missing, empty (0 bytes), unreadable, truncated or without samples
+        try:
+            self.f = sf.SoundFile(p)
+        except _SF_ERRORS as e:
+            raise _read_error(p, e) from None
+        self.path = p
+        self.sr = self.f.samplerate
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.f.close()
+
+    def read(self, frames: int) -> np.ndarray:
+        """Up to ``frames`` samples of all channels, (frames, C); fewer (or none) at the end."""
+        try:
+            block = self.f.read(frames, dtype="float32", always_2d=True)
+        except _SF_ERRORS as e:
+            raise _read_error(self.path, e) from None
+        if not np.isfinite(block).all():
+            raise AudioError(self.path, "audio file contains NaN or Inf samples")
+        return block
+
+    def read_mono(self, frames: int) -> np.ndarray:
+        """:meth:`read` mixed down to mono, (frames,)."""
+        return np.ascontiguousarray(to_mono(self.read(frames)))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from asr.errors import UserError
-from asr.manifest import temp_file_beside
+from asr.fileio import temp_file_beside
+from asr.tokenizer import valid_tokenizer_dict
 
 FORMAT = "asr-model"
 VERSION = 1
@@ -43,29 +45,41 @@ def atomic_save(obj: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def safe_load(path: str | os.PathLike, what: str = "model file") -> dict[str, Any]:
-    """Load a checkpoint/model with weights_only=True; every failure is a one-line UserError."""
+    """Load a checkpoint/model with weights_only=True; every failure is a one-line UserError
+    naming the file, never torch's or pickle's own exception text. (A file the system will not
+    let us open raises its OSError: "permission denied" is not a bad file.)"""
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{what} {p} is a folder, not a file")
     if not p.is_file():
         raise UserError(f"{what} not found: {p}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()
-        reason = next((ln for ln in first if "Unsupported" in ln or "global" in ln.lower()), "")
-        raise UserError(f"refusing to load {p}: it is not a plain weights file "
-                        f"(would need to run pickled code){': ' + reason.strip() if reason else ''}"
-                        ) from None
-    except Exception as e:  # torch raises many types for foreign bytes (IndexError, struct.error...)
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read {what} {p} (truncated or not a checkpoint): {msg}") from None
+    with open(p, "rb") as f:
+        try:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            m = _GLOBAL.search(str(e))
+            if m is None:  # e.g. "Unsupported operand": bytes that are no torch file
+                raise _not_ours(p, what) from None
+            raise UserError(f"refusing to load {p}: it is not a plain weights file (would need "
+                            f"to run pickled code); it holds the Python object {m.group(1)}"
+                            ) from None
+        except Exception:  # torch and pickle raise many types for foreign or cut bytes:
+            raise _not_ours(p, what) from None  # IndexError, KeyError, EOFError, struct.error...
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise UserError(f"{p} is not an asr {what}")
-    if obj.get("version") != VERSION:
-        raise UserError(f"{p} has format version {obj.get('version')}; this asr reads version "
-                        f"{VERSION}")
+    version = obj.get("version")
+    if version != VERSION:
+        shown = version if type(version) is int else "unknown"
+        raise UserError(f"{p} has format version {shown}; this asr reads version {VERSION}")
     return obj
+
+
+# torch's weights-only unpickler names the object it refused: "Unsupported global: GLOBAL x.y"
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]{1,200})")
+
+
+def _not_ours(p: Path, what: str) -> UserError:
+    return UserError(f"{p}: not a {what} written by asr train (truncated or another format)")
 
 
 def load_model_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -73,11 +87,18 @@ def load_model_file(path: str | os.PathLike) -> dict[str, Any]:
     (config, tokenizer, CMVN statistics, weights), so a damaged file is one line, not a
     KeyError deep in the model code."""
     obj = safe_load(path, "model file")
-    bad = [k for k, ok in _MODEL_PARTS.items() if not ok(obj.get(k))]
+    bad = [k for k, ok in _MODEL_PARTS.items() if not _holds(ok, obj.get(k))]
     if bad:
         raise UserError(f"{path} is an incomplete asr model file (missing or malformed: "
                         f"{', '.join(bad)})")
     return obj
+
+
+def _holds(check: Callable[[Any], bool], value: Any) -> bool:
+    try:
+        return bool(check(value))
+    except (TypeError, AttributeError):  # e.g. an unhashable "kind" in a damaged file
+        return False
 
 
 def _tensors(d: Any) -> bool:
@@ -88,9 +109,7 @@ def _tensors(d: Any) -> bool:
 # What a model file must hold for Recognizer.from_file (checkpoints hold other things).
 _MODEL_PARTS = {
     "config": lambda v: isinstance(v, dict),
-    "tokenizer": lambda v: isinstance(v, dict) and (
-        (v.get("kind") in ("char", "phone", "word") and isinstance(v.get("symbols"), list))
-        or (v.get("kind") == "bpe" and isinstance(v.get("model_proto"), bytes))),
+    "tokenizer": valid_tokenizer_dict,  # a known kind, with the fields that kind reads
     "cmvn": lambda v: _tensors(v) and {"mean", "std"} <= set(v),
     "model": _tensors,
 }

@@ -20,7 +20,8 @@ import yaml
 from asr.errors import UserError
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import ModelConfig
-from asr.tokenizer import TextNorm
+from asr.text import TextNorm
+from asr.tokenizer import TokenizerConfig
 
 
 def _at_least(lo: float):
@@ -37,21 +38,6 @@ def _check(section: str, obj: Any, **rules: tuple) -> None:
         v = getattr(obj, key)
         if not ok(v):
             raise ValueError(f"{section}.{key} must be {want}, got {v!r}")
-
-
-@dataclass
-class TokenizerConfig:
-    """kind: char | bpe | phone | word. vocab_size for bpe; lexicon file for phone (optional);
-    word: one token per word of the training text (closed vocabularies such as digits)."""
-
-    kind: str = "char"
-    vocab_size: int = 64
-    lexicon: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("char", "bpe", "phone", "word"):
-            raise ValueError(f"tokenizer.kind must be char, bpe, phone or word, got '{self.kind}'")
-        _check("tokenizer", self, vocab_size=(_at_least(2), ">= 2"))
 
 
 @dataclass

@@ -25,9 +25,7 @@ log = logging.getLogger(__name__)
 
 def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
     """Frames the feature extractor yields for ``num_samples`` samples."""
-    if cfg.kind == "fbank":  # Kaldi snip_edges=True; shorter audio is padded to one window
-        return 1 + max(0, num_samples - cfg.win_length) // cfg.hop_length
-    return 1 + num_samples // cfg.hop_length  # centred STFT
+    return cfg.num_frames(num_samples)
 
 
 def ctc_min_frames(targets: list[int]) -> int:
@@ -232,7 +230,13 @@ class FeatureSource:
 
     def __call__(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None
                  ) -> torch.Tensor:
-        feats = self.raw(u, speed, aug)
+        return self._normalised(self.raw(u, speed, aug))
+
+    def of_wave(self, wave: torch.Tensor) -> torch.Tensor:
+        """Normalised features of a waveform (mono, at the feature sample rate)."""
+        return self._normalised(self.extract(wave))
+
+    def _normalised(self, feats: torch.Tensor) -> torch.Tensor:
         return apply_cmvn(feats, self.cmvn) if self.cmvn is not None else feats
 
 
@@ -271,13 +275,3 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
             ids.append(examples[i].utt.id)
             secs += examples[i].utt.duration
         yield bi, (collate(ids, feats, targets, secs) if ids else None)
-
-
-def eval_batches(utts: list[Utterance], source: FeatureSource, max_frames: int, max_batch: int):
-    """Yield Batches (no targets) over ``utts`` in length order, for decoding."""
-    frames = [max(1, num_frames(int(u.duration * source.fcfg.sample_rate), source.fcfg))
-              for u in utts]
-    for idx in make_batches(frames, max_frames, max_batch, 1, None):
-        feats = [source(utts[i]) for i in idx]
-        yield collate([utts[i].id for i in idx], feats, [[] for _ in idx],
-                      sum(utts[i].duration for i in idx))

@@ -12,7 +12,21 @@ import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 import torchaudio.transforms as AT
 
-KINDS = ("fbank", "logmel", "mfcc")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between front ends: Kaldi's fbank frames only whole windows (snip_edges,
+    shorter audio padded to one window); the others are centred STFTs. MFCC keeps n_mfcc
+    cepstra, the others one value per mel band."""
+
+    snip_edges: bool
+    cepstral: bool
+
+
+KINDS = {"fbank": _Kind(snip_edges=True, cepstral=False),
+         "logmel": _Kind(snip_edges=False, cepstral=False),
+         "mfcc": _Kind(snip_edges=False, cepstral=True)}
 
 
 @dataclass
@@ -51,14 +65,20 @@ class FeatureConfig:
             raise ValueError(f"features.deltas must be 0, 1 or 2, got {self.deltas}")
         if self.sample_rate < 1000 or self.n_mels < 1 or self.hop_ms <= 0 or self.win_ms <= 0:
             raise ValueError("features: sample_rate, n_mels, win_ms and hop_ms must be positive")
-        if self.kind == "mfcc" and not 1 <= self.n_mfcc <= self.n_mels:
+        if KINDS[self.kind].cepstral and not 1 <= self.n_mfcc <= self.n_mels:
             raise ValueError(f"features.n_mfcc must be in [1, n_mels={self.n_mels}], "
                              f"got {self.n_mfcc}")
 
     @property
     def dim(self) -> int:
-        base = self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        base = self.n_mfcc if KINDS[self.kind].cepstral else self.n_mels
         return base * (1 + self.deltas)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames the feature extractor yields for ``num_samples`` samples."""
+        if KINDS[self.kind].snip_edges:  # shorter audio is padded to one window
+            return 1 + max(0, num_samples - self.win_length) // self.hop_length
+        return 1 + num_samples // self.hop_length  # centred STFT
 
     @property
     def win_length(self) -> int:
@@ -86,20 +106,28 @@ class FeatureExtractor(torch.nn.Module):
         self.mel = AT.MelSpectrogram(sample_rate=cfg.sample_rate, power=2.0, **melkwargs)
         self.mfcc = AT.MFCC(sample_rate=cfg.sample_rate, n_mfcc=cfg.n_mfcc, melkwargs=melkwargs)
 
+        self._compute = {"fbank": self._fbank, "logmel": self._logmel,
+                         "mfcc": self._mfcc}[cfg.kind]
+
+    def _fbank(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if wave.shape[0] < cfg.win_length:  # Kaldi needs one full window: zero-pad
+            wave = torch.nn.functional.pad(wave, (0, cfg.win_length - wave.shape[0]))
+        # Kaldi works on int16-scaled samples; dither 0 keeps features deterministic.
+        return kaldi.fbank(wave.unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
+                           frame_length=cfg.win_ms, frame_shift=cfg.hop_ms, dither=0.0,
+                           energy_floor=0.0, sample_frequency=cfg.sample_rate)  # (T, F)
+
+    def _logmel(self, wave: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(wave) + 1e-10).T  # (T, F)
+
+    def _mfcc(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.mfcc(wave).T  # (T, F)
+
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        if cfg.kind == "fbank":
-            if wave.shape[0] < cfg.win_length:  # Kaldi needs one full window: zero-pad
-                wave = torch.nn.functional.pad(wave, (0, cfg.win_length - wave.shape[0]))
-            # Kaldi works on int16-scaled samples; dither 0 keeps features deterministic.
-            x = kaldi.fbank(wave.unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
-                            frame_length=cfg.win_ms, frame_shift=cfg.hop_ms, dither=0.0,
-                            energy_floor=0.0, sample_frequency=cfg.sample_rate)  # (T, F)
-        elif cfg.kind == "logmel":
-            x = torch.log(self.mel(wave) + 1e-10).T  # (T, F)
-        else:
-            x = self.mfcc(wave).T  # (T, F)
+        x = self._compute(wave)  # (T, F)
         if cfg.deltas:
             parts = [x.T]
             for _ in range(cfg.deltas):

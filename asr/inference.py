@@ -1,21 +1,35 @@
-"""A trained model ready to decode: config + tokenizer + CMVN + network, from one model file."""
+"""A trained model ready to decode, and the one forward path: audio -> (log_probs, out_lens).
+
+:class:`Recognizer` holds config + tokenizer + CMVN + network, from one model file. Every
+command that runs the model (training's dev scoring, ``asr evaluate``, LM tuning, ``asr
+transcribe``, the Python API) goes through :meth:`Recognizer.forward`: it pads the model's own
+normalised features and returns ``(log_probs (B, T', V), out_lens (B,))`` as float32 on the
+CPU. :meth:`Recognizer.emissions` batches manifest utterances by length into it;
+:meth:`Recognizer.forward_waves` takes waveforms (long-form chunks).
+
+Legend: B batch, T frames, F features, T' output frames, V vocabulary.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 
 from asr.checkpoint import FORMAT, VERSION, atomic_save, load_model_file
 from asr.config import ExperimentConfig, from_dict, to_dict
-from asr.data import FeatureSource, eval_batches
-from asr.decode.greedy import greedy_decode
+from asr.data import FeatureSource, make_batches, num_frames
+from asr.decode.greedy import GreedyDecoder
 from asr.decode.types import Hypothesis
 from asr.errors import UserError
 from asr.manifest import Utterance
 from asr.model import CTCModel
-from asr.tokenizer import TextNorm, tokenizer_from_dict
+from asr.text import TextNorm
+from asr.tokenizer import tokenizer_from_dict
+
+MAX_FRAMES = 60000  # padded input frames per forward batch when decoding a manifest
+MAX_BATCH = 32  # utterances per forward batch
 
 
 class Recognizer:
@@ -28,7 +42,10 @@ class Recognizer:
     """
 
     def __init__(self, cfg: ExperimentConfig, tokenizer, cmvn: dict[str, torch.Tensor],
-                 state: dict[str, torch.Tensor] | None = None, device: str = "cpu"):
+                 state: dict[str, torch.Tensor] | None = None, device: str = "cpu",
+                 cache_features: bool = False):
+        """``cache_features``: keep each utterance's features in memory (training's dev set,
+        decoded every epoch)."""
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.cmvn = cmvn
@@ -38,7 +55,7 @@ class Recognizer:
         if state is not None:
             self.model.load_state_dict(state)
         self.model.to(self.device).eval()
-        self.source = FeatureSource(cfg.features, cmvn, cache=False)
+        self.source = FeatureSource(cfg.features, cmvn, cache=cache_features)
 
     @property
     def frame_seconds(self) -> float:
@@ -50,12 +67,21 @@ class Recognizer:
         obj = load_model_file(path)  # weights only, every part present
         try:
             cfg = from_dict(ExperimentConfig, obj["config"])
-            return cls(cfg, tokenizer_from_dict(obj["tokenizer"]), obj["cmvn"], obj["model"],
-                       device)
-        except (UserError, ValueError, KeyError, RuntimeError) as e:  # e.g. weights that do
-            msg = " ".join(str(e).split())  # not fit the config: one line, the file named
-            raise UserError(f"{path}: the model file does not fit this asr ({msg[:300]})"
-                            ) from None
+            tokenizer = tokenizer_from_dict(obj["tokenizer"])
+        except (UserError, ValueError) as e:  # our own one-line messages
+            raise UserError(f"{path}: the model file does not fit this asr ({e})") from None
+        except (RuntimeError, KeyError):  # e.g. a damaged sentencepiece model
+            raise UserError(f"{path}: the model file's tokenizer is damaged") from None
+        rec = cls(cfg, tokenizer, obj["cmvn"], None, device)
+        own, state = rec.model.state_dict(), obj["model"]
+        wrong = [k for k in own if k not in state or own[k].shape != state[k].shape]
+        extra = [k for k in state if k not in own]
+        if wrong or extra:
+            first = (wrong or extra)[0]
+            raise UserError(f"{path}: its weights do not fit its config ({len(wrong)} missing or "
+                            f"of another shape, {len(extra)} unexpected, e.g. '{first}')")
+        rec.model.load_state_dict(state)
+        return rec
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
         atomic_save({"format": FORMAT, "version": VERSION, "config": to_dict(self.cfg),
@@ -64,16 +90,46 @@ class Recognizer:
                      **(extra or {})}, path)
 
     @torch.no_grad()
-    def decode_utterances(self, utts: list[Utterance], max_frames: int = 60000,
-                          max_batch: int = 32) -> dict[str, Hypothesis]:
-        """Greedy-decode manifest utterances; returns id -> Hypothesis."""
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model over normalised features (each (T_b, F)): padded into one batch.
+
+        Returns:
+            (log_probs (B, T', V), out_lens (B,)), float32 and long on the CPU; an input with
+            no frames (audio shorter than one analysis window) gets out_len 0.
+        """
         self.model.eval()
+        lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+        if not feats or int(lens.max()) == 0:
+            return torch.zeros(len(feats), 0, len(self.tokenizer.symbols)), torch.zeros_like(lens)
+        x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+        log_probs, out_lens = self.model(x.to(self.device), lens.to(self.device))
+        out_lens = torch.where(lens > 0, out_lens.cpu(), torch.zeros_like(lens))
+        return log_probs.float().cpu(), out_lens  # (B, T', V), (B,)
+
+    def forward_waves(self, waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` over mono waveforms at the model's sample rate (each (N_b,))."""
+        return self.forward([self.source.of_wave(w) for w in waves])
+
+    def emissions(self, utts: list[Utterance], max_frames: int = MAX_FRAMES,
+                  max_batch: int = MAX_BATCH) -> Iterator[tuple[list[str], torch.Tensor,
+                                                                 torch.Tensor]]:
+        """Yield ``(ids, log_probs (B, T', V), out_lens (B,))`` over manifest utterances,
+        batched by length so that a batch's padded input stays within ``max_frames``."""
+        fcfg = self.cfg.features
+        frames = [max(1, num_frames(int(u.duration * fcfg.sample_rate), fcfg)) for u in utts]
+        for idx in make_batches(frames, max_frames, max_batch, 1, None):
+            log_probs, lens = self.forward([self.source(utts[i]) for i in idx])
+            yield [utts[i].id for i in idx], log_probs, lens
+
+    def decode_utterances(self, utts: list[Utterance], decoder=None, words: bool = True
+                          ) -> dict[str, Hypothesis]:
+        """Decode manifest utterances (greedy unless a decoder is given); id -> best Hypothesis.
+        ``words`` False skips word timing (training's dev scoring needs only the text)."""
+        decoder = decoder or GreedyDecoder(self.tokenizer)
+        fs = self.frame_seconds if words else 0.0
         out: dict[str, Hypothesis] = {}
-        for batch in eval_batches(utts, self.source, max_frames, max_batch):
-            log_probs, lens = self.model(batch.feats.to(self.device), batch.lens.to(self.device))
-            for uid, hyp in zip(batch.ids, greedy_decode(log_probs.cpu(), lens.cpu(),
-                                                          self.tokenizer, self.frame_seconds)):
-                out[uid] = hyp
+        for ids, log_probs, lens in self.emissions(utts):
+            out.update(zip(ids, (nb[0] for nb in decoder(log_probs, lens, fs))))
         return out
 
     def recognize(self, paths: Iterable[str | os.PathLike]) -> list[Hypothesis]:

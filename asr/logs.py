@@ -7,7 +7,7 @@ import io
 import os
 from pathlib import Path
 
-from asr.manifest import atomic_write_text
+from asr.fileio import atomic_write_text
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:

@@ -1,12 +1,14 @@
-"""Subtitles from timed words: group words into cues, write SRT (SubRip) or WebVTT.
+"""Transcripts rendered for people: plain text, JSON, and subtitles (SRT, WebVTT) from timed words.
 
 Words are grouped greedily in time order; a new cue starts when adding the next word would make the
 cue longer than ``max_seconds`` or ``max_chars``, or when the pause before it exceeds ``max_gap``.
 Cue text is wrapped into lines of at most ``line_chars`` characters (a longer word stays whole).
+:func:`render` writes a transcript in any of :data:`FORMATS`.
 """
 
 from __future__ import annotations
 
+import json
 import textwrap
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
@@ -107,3 +109,22 @@ def write_subtitles(words: Sequence[WordTiming], fmt: str, cfg: CueConfig | None
     if fmt == "vtt":
         return to_vtt(cues)
     raise ValueError(f"subtitle format must be srt or vtt, got {fmt!r}")
+
+
+FORMATS = ("txt", "json", "srt", "vtt")
+
+
+def transcript_json(path: str, duration: float, hyp) -> dict:
+    """A transcript (an audio file's :class:`~asr.decode.types.Hypothesis`) as a JSON object."""
+    return {"audio": path, "duration": round(duration, 3), "text": hyp.text,
+            "words": [{"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3),
+                       "confidence": round(w.confidence, 4)} for w in hyp.words]}
+
+
+def render(path: str, duration: float, hyp, fmt: str, cues: CueConfig | None = None) -> str:
+    """A transcript as the text of a ``fmt`` file (txt, json, srt or vtt)."""
+    if fmt == "txt":
+        return hyp.text + "\n"
+    if fmt == "json":
+        return json.dumps(transcript_json(path, duration, hyp), ensure_ascii=False, indent=2) + "\n"
+    return write_subtitles(hyp.words, fmt, cues)

@@ -18,7 +18,8 @@ from pathlib import Path
 import soundfile as sf
 
 from asr.errors import UserError
-from asr.manifest import Utterance, atomic_write_text, write_manifest
+from asr.fileio import atomic_write_text
+from asr.manifest import Utterance, write_manifest
 
 _LINE = re.compile(r"^(?P<text>.*)\((?P<id>[^()]+)\)\s*$")
 _AUDIO = (".wav", ".sph", ".WAV", ".SPH", ".flac")

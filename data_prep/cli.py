@@ -7,6 +7,7 @@ Each corpus subcommand takes ``--corpus DIR`` (the corpus folder, or the downloa
 Example:
     asr prepare librispeech --corpus downloads --out data/libri --download --subsets dev-clean-2 train-clean-5
     asr prepare fsdd --corpus /data/fsdd --out data/fsdd --holdout-speaker theo
+    asr prepare fsdd --corpus /data/fsdd --out data/fsdd --split loso --with-dev
     asr prepare export-kaldi --manifest data/fsdd/fsdd_test.jsonl --out data/kaldi/test
 """
 
@@ -39,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--split", choices=("official", "loso"), default="official",
                    help="official (take index 0-4 = test) or every leave-one-speaker-out fold")
     s.add_argument("--holdout-speaker", help="one speaker as test, the rest as train")
+    s.add_argument("--with-dev", action="store_true",
+                   help="with --split loso or --holdout-speaker: each fold's training speakers' "
+                   "takes 0-4 also become its dev set (<fold>_dev), takes 5-49 <fold>_train5")
 
     s = sub.add_parser("librispeech", help="LibriSpeech (OpenSLR 12) / Mini LibriSpeech (OpenSLR 31)")
     _corpus_args(s, download=True, corpus_help="LibriSpeech folder or its parent")
@@ -93,7 +97,7 @@ def _prepare(args: argparse.Namespace) -> dict[str, Path]:
     if name == "fsdd":
         from data_prep.fsdd import download_fsdd, prepare_fsdd
         return prepare_fsdd(download_fsdd(corpus) if fetch else corpus, out, split=args.split,
-                            holdout_speaker=args.holdout_speaker)
+                            holdout_speaker=args.holdout_speaker, with_dev=args.with_dev)
     if name == "librispeech":
         from data_prep.librispeech import BASE_URL, MINI, download_librispeech, prepare_librispeech
         if fetch:

@@ -17,7 +17,8 @@ from typing import Any, Iterable
 import soundfile as sf
 
 from asr.errors import UserError
-from asr.manifest import Utterance, atomic_write_text, write_manifest
+from asr.fileio import atomic_write_text
+from asr.manifest import Utterance, write_manifest
 
 log = logging.getLogger(__name__)
 

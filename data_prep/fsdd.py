@@ -8,6 +8,11 @@ case (ZERO..NINE); speaker is the name in the file. Splits:
 - ``holdout_speaker="theo"``: that speaker -> ``test``, everyone else -> ``train``
   (speaker-independent evaluation);
 - ``split="loso"``: every leave-one-speaker-out fold, splits ``loso_<spk>_train``/``loso_<spk>_test``.
+
+``with_dev=True`` (speaker and loso splits) also gives each fold a development set without
+touching its held-out speaker: the training speakers' official test takes (index 0-4) become
+``dev`` (``loso_<spk>_dev``), their official train takes (5-49) ``train5`` (``loso_<spk>_train5``);
+``train`` still holds all their takes.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ def prepare_fsdd(
     split: str = "official",
     holdout_speaker: str | None = None,
     test_indices: int = 5,
+    with_dev: bool = False,
 ) -> dict[str, Path]:
     """Write FSDD manifests; returns split name -> manifest path.
 
@@ -71,6 +77,9 @@ def prepare_fsdd(
         split (str): ``"official"`` (default), ``"speaker"`` (needs ``holdout_speaker``) or ``"loso"``.
         holdout_speaker (str, optional): test speaker; implies ``split="speaker"`` (default None).
         test_indices (int): the official split's first N take indices go to test (default 5).
+        with_dev (bool): speaker and loso splits: also write each fold's ``dev`` (the training
+            speakers' takes below ``test_indices``) and ``train<test_indices>`` (their other
+            takes) (default False).
 
     Example:
         >>> prepare_fsdd("fsdd", "data/fsdd", holdout_speaker="theo")  # doctest: +SKIP
@@ -83,8 +92,11 @@ def prepare_fsdd(
         raise UserError(f"unknown FSDD split '{split}': choose from {', '.join(SPLITS)}")
     if split == "speaker" and holdout_speaker is None:
         raise UserError("FSDD split 'speaker' needs holdout_speaker")
+    if with_dev and split == "official":
+        raise UserError("FSDD dev sets are for the speaker and loso splits (the official split's "
+                        "test takes are the dev takes)")
     params = {"corpus_dir": str(corpus.resolve()), "split": split, "holdout_speaker": holdout_speaker,
-              "test_indices": test_indices}
+              "test_indices": test_indices, "with_dev": with_dev}
     done = already_prepared(out_dir, "fsdd", params)
     if done:
         return done
@@ -96,14 +108,22 @@ def prepare_fsdd(
         splits = {"train": [u for u, i in items if i >= test_indices],
                   "test": [u for u, i in items if i < test_indices]}
     elif split == "speaker":
-        splits = _fold(items, holdout_speaker, "")
+        splits = _fold(items, holdout_speaker, "", test_indices if with_dev else None)
     else:
         splits = {}
         for spk in speakers:
-            splits.update(_fold(items, spk, f"loso_{spk}_"))
+            splits.update(_fold(items, spk, f"loso_{spk}_", test_indices if with_dev else None))
     return write_splits(out_dir, "fsdd", splits, params)
 
 
-def _fold(items: list[tuple[Utterance, int]], speaker: str, prefix: str) -> dict[str, list[Utterance]]:
-    return {f"{prefix}train": [u for u, _ in items if u.speaker != speaker],
+def _fold(items: list[tuple[Utterance, int]], speaker: str, prefix: str,
+          dev_takes: int | None) -> dict[str, list[Utterance]]:
+    """``speaker`` -> test, the others -> train; with ``dev_takes``, the others' takes below it
+    also -> dev and the rest -> train<dev_takes>."""
+    train = [(u, i) for u, i in items if u.speaker != speaker]
+    fold = {f"{prefix}train": [u for u, _ in train],
             f"{prefix}test": [u for u, _ in items if u.speaker == speaker]}
+    if dev_takes is not None:
+        fold[f"{prefix}train{dev_takes}"] = [u for u, i in train if i >= dev_takes]
+        fold[f"{prefix}dev"] = [u for u, i in train if i < dev_takes]
+    return fold

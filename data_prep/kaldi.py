@@ -21,7 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from asr.errors import UserError
-from asr.manifest import Utterance, atomic_write_text, read_manifest
+from asr.fileio import atomic_write_text
+from asr.manifest import Utterance, read_manifest
 from data_prep.common import already_prepared, audio_duration, require_dir, write_splits
 
 log = logging.getLogger(__name__)

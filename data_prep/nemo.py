@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from asr.errors import UserError
-from asr.manifest import Utterance, atomic_write_text, read_manifest
+from asr.fileio import atomic_write_text
+from asr.manifest import Utterance, read_manifest
 from data_prep.common import already_prepared, audio_duration, write_splits
 
 NEMO_KEYS = ("audio_filepath", "duration", "text", "offset")

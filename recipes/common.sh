@@ -17,11 +17,14 @@
 #                             of each NAME=MANIFEST, 4 scoring
 #   summaries DIR [NAME...]   the score summary.json files of DIR's decoded sets
 #   publish_results TITLE KEY [results_table options] SUMMARY.json...
-#                             refresh the table KEY in $results_md (python -m asr.scoring.results_table)
+#                             refresh the table KEY in $results_md (recipes/results_table.py)
 #
+# LM text: stage 1 normalises TRAIN's texts with the config's `text` settings, as `asr train`
+# normalises the model's targets (`asr lm build --config`), into DIR/lm/text.txt and the LM.
 # Tokens: `asr train` builds the tokenizer from the training text and stores it in model.pt, so
-# stage 3 takes the token list (and a sentencepiece model) from there to spell the LM's words
-# into the decoding lexicon; a list written before training could disagree with the model.
+# stage 3 takes the token list from there to spell the LM's words into the decoding lexicon
+# (`asr lm lang`: DIR/lang/tokens.txt, and lexicon.txt unless the model decodes lexicon-free);
+# a list written before training could disagree with the model.
 #
 # Options every recipe takes:
 #   --corpus DIR      the corpus as distributed (stage 0 downloads it when omitted, where possible)
@@ -100,8 +103,8 @@ parse_args() {
         eval_device=cpu
         nvidia-smi -L >/dev/null 2>&1 && eval_device=cuda
     fi
-    if [ "$use_lm" = 1 ] && ! "$asr" decode --help >/dev/null 2>&1; then
-        log "this asr has no 'decode' command: greedy decoding only"
+    if [ "$use_lm" = 1 ] && ! "$asr" evaluate --help 2>/dev/null | grep -q -- --decoder; then
+        log "this asr has no beam search in 'asr evaluate': greedy decoding only"
         use_lm=0
     fi
     if [ "$smoke" = 1 ]; then tune_grid=(--lm-weights 0,1 --word-scores 0 --sil-scores 0); else tune_grid=(); fi
@@ -128,49 +131,6 @@ fake_corpus() {
     log "smoke test: fake corpus in $corpus"
 }
 
-# normalized_text MANIFEST... : their texts as the config's `text` settings normalise them (the
-# model's own targets), one a line, on stdout.
-normalized_text() {
-    "$py" - "$config" "${overrides[@]}" -- "$@" <<'EOF'
-import sys
-from asr.config import load_config
-from asr.manifest import read_manifest
-args = sys.argv[1:]
-cut = args.index("--")
-norm = load_config(args[0], args[1:cut]).text
-for manifest in args[cut + 1:]:
-    for u in read_manifest(manifest):
-        if norm(u.text):
-            print(norm(u.text))
-EOF
-}
-
-# write_lang MODEL TEXT DIR : DIR/tokens.txt (the model's symbols) and, for character and BPE
-# models, DIR/lexicon.txt spelling every word of TEXT (the LM's words). Phone and word models
-# decode lexicon-free with an LM over their own tokens, so they get no lexicon.
-write_lang() {
-    "$py" - "$@" <<'EOF'
-import sys
-from pathlib import Path
-from asr.inference import load_model
-from asr.lm.lexicon import bpe_lexicon, char_lexicon, words_from_text, write_lexicon
-model, text, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-tok = load_model(model).tokenizer
-out.mkdir(parents=True, exist_ok=True)
-(out / "tokens.txt").write_text("".join(s + "\n" for s in tok.symbols), encoding="utf-8")
-words = list(words_from_text(text.read_text(encoding="utf-8").splitlines()))
-if tok.kind == "char":
-    lexicon, skipped = char_lexicon(words, tok.symbols)
-elif tok.kind == "bpe":
-    (out / "bpe.model").write_bytes(tok.model_proto)
-    lexicon, skipped = bpe_lexicon(words, str(out / "bpe.model"))
-else:
-    sys.exit(0)
-write_lexicon(out / "lexicon.txt", lexicon)
-print(f"{out}/lexicon.txt: {len(lexicon)} words, {skipped} not spellable by the model")
-EOF
-}
-
 # train_model DIR TRAIN DEV : `asr train`, resuming DIR's run when it was interrupted; a finished
 # run (DIR/model.pt) is kept.
 train_model() {
@@ -189,12 +149,6 @@ score_dir() {
     "$asr" score "$1" "$2/hyp.txt" --out-dir "$2/report" "${score_opts[@]}"
 }
 
-# evaluate_and_score MODEL MANIFEST DIR : greedy decoding + scoring in one go
-evaluate_and_score() {
-    "$asr" evaluate "$1" "$2" --out "$3" --device "$eval_device"
-    score_dir "$2" "$3"
-}
-
 # model_stages DIR TRAIN DEV [NAME=MANIFEST ...] : stages 1-4 for the model in DIR. DEV picks
 # the checkpoints to average and (unless tune_lm=0) the LM weight, word and silence scores of
 # the beam search; the other sets are only decoded and scored. Sets decode into
@@ -206,9 +160,9 @@ model_stages() {
     [ "$dir" = "$exp" ] || tag="$(basename "$dir") "
     mkdir -p "$dir"
     if [ "$use_lm" = 1 ] && stage 1 "LM (order $lm_order) from the training text only"; then
-        mkdir -p "$dir/lm"
-        normalized_text "$train" > "$dir/lm/text.txt"
-        timed lm "${tag}lm" "$asr" lm build "$dir/lm/text.txt" -o "$lm" --order "$lm_order"
+        # the training texts as the config normalises the model's targets -> lm/text.txt and the LM
+        timed lm "${tag}lm" "$asr" lm build "$train" -o "$lm" --order "$lm_order" \
+            --config "$config" --text-out "$dir/lm/text.txt" --override "${overrides[@]}"
     fi
     if stage 2 "training in $dir"; then
         timed train "${tag}train" train_model "$dir" "$train" "$dev"
@@ -219,11 +173,11 @@ model_stages() {
             name=${s%%=*} manifest=${s#*=}
             [ "$name" = "$dev_name" ] && [ "$report_dev" = 0 ] && continue
             timed decode "${tag}$name greedy" "$asr" evaluate "$dir/model.pt" "$manifest" \
-                --out "$dir/decode_${name}_greedy" --device "$eval_device"
+                --decoder greedy --out "$dir/decode_${name}_greedy" --device "$eval_device"
         done
         if [ "$use_lm" = 1 ]; then
             [ -f "$lm" ] || die "no LM at $lm: run stage 1 first (or pass --no-lm)"
-            write_lang "$dir/model.pt" "$dir/lm/text.txt" "$dir/lang"
+            "$asr" lm lang "$dir/model.pt" "$dir/lm/text.txt" --out "$dir/lang"
             local lex=()
             [ -f "$dir/lang/lexicon.txt" ] && lex=(--lexicon "$dir/lang/lexicon.txt")
             rm -f "$dir/decode.yaml"
@@ -236,8 +190,9 @@ model_stages() {
                     if [ "$tune_lm" = 1 ]; then tune=(--tune "${tune_grid[@]}");
                     elif [ "$report_dev" = 0 ]; then continue; fi
                 fi
-                timed decode "${tag}$name beam" "$asr" decode "$dir/model.pt" "$manifest" --lm "$lm" \
-                    "${lex[@]}" "${tune[@]}" --out "$dir/decode_${name}_beam" --device "$eval_device"
+                timed decode "${tag}$name beam" "$asr" evaluate "$dir/model.pt" "$manifest" \
+                    --decoder beam --lm "$lm" "${lex[@]}" "${tune[@]}" \
+                    --out "$dir/decode_${name}_beam" --device "$eval_device"
             done
         fi
     fi
@@ -278,6 +233,6 @@ summaries() {
 publish_results() {
     local title=$1 key=$2
     shift 2
-    "$py" -m asr.scoring.results_table "$@" --title "$title" --command "$run_command" \
+    "$py" "$root/recipes/results_table.py" "$@" --title "$title" --command "$run_command" \
         --timing "$exp/timing.tsv" --update "$results_md" --key "$key"
 }

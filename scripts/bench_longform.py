@@ -32,8 +32,8 @@ import torch
 from asr.audio import load_audio
 from asr.inference import load_model
 from asr.manifest import read_manifest
-from asr.metrics import word_errors
-from asr.transcribe import ChunkConfig, iter_chunks
+from asr.scoring import error_counts
+from asr.chunks import ChunkConfig, iter_chunks
 
 
 def build_recording(utts, sample_rate: int, seconds: float, path: Path, gap: float = 0.0
@@ -173,11 +173,11 @@ def main() -> None:
         "overlap_seconds": a.overlap_seconds, "pause_seconds": a.pause_seconds,
         "pause_db": a.pause_db,
         "long": {**long_run, "rtf": long_run["wall_s"] / seconds,
-                 "wer": word_errors([refs], [long_json["text"]]).as_dict()},
+                 "wer": error_counts([refs], [long_json["text"]])[0].to_dict()},
         "per_piece": {**piece_run, "rtf": piece_run["wall_s"] / sum(
             sf.info(x).duration for x in paths),
-            "wer": word_errors([refs], [" ".join(per_piece[pc["path"]]
-                                                 for pc in pieces)]).as_dict()},
+            "wer": error_counts([refs], [" ".join(per_piece[pc["path"]]
+                                                  for pc in pieces)])[0].to_dict()},
         "comparison": cmp,
     }
     (a.out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from asr.config import ExperimentConfig
-from asr.decode.align import align_tokens, group_words, spans_to_words, word_timings
+from asr.decode.align import align_tokens, group_spans, spans_to_words, word_timings
 from asr.decode.greedy import greedy_decode
 from asr.decode.types import TokenSpan
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.inference import Recognizer
 from asr.model import ModelConfig
-from asr.tokenizer import CharTokenizer
+from asr.tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer
 
 # --- the tone corpus: every letter is an 80 ms tone of its own pitch ------------------------------
 
@@ -122,7 +122,7 @@ def test_align_tokens_spans_and_confidence_by_hand():
     assert [(s.token, s.start, s.end) for s in spans] == [(2, 0, 2), (1, 3, 4), (3, 4, 5)]
     assert spans[0].confidence == pytest.approx(0.8)  # mean of 0.9 and 0.7
     assert spans[2].confidence == pytest.approx(0.5)
-    words = spans_to_words(spans, SYMS, "char", frame_seconds=0.04, offset=10.0)
+    words = spans_to_words(spans, CharTokenizer(SYMS), frame_seconds=0.04, offset=10.0)
     assert [w.word for w in words] == ["A", "B"]
     assert words[0].start == pytest.approx(10.0) and words[0].end == pytest.approx(10.08)
     assert words[1].start == pytest.approx(10.16) and words[1].end == pytest.approx(10.20)
@@ -140,17 +140,22 @@ def test_align_repeated_token_needs_a_blank_between():
 
 def test_word_confidence_is_mean_posterior_over_the_words_frames():
     spans = [TokenSpan(2, 0, 3, 0.9), TokenSpan(3, 3, 4, 0.5)]  # word "AB": 3 frames + 1 frame
-    (w,) = spans_to_words(spans, SYMS, "char", 0.02)
+    (w,) = spans_to_words(spans, CharTokenizer(SYMS), 0.02)
     assert w.word == "AB" and w.confidence == pytest.approx((3 * 0.9 + 0.5) / 4)
 
 
 def test_group_words_sentencepiece_and_phone_conventions():
-    syms = ["<blank>", "<unk>", "\u2581HE", "LLO", "\u2581WOR", "LD", "\u2581"]
-    spans = [TokenSpan(t, i, i + 1, 1.0) for i, t in enumerate([2, 3, 4, 5, 6, 2])]
-    assert [w for w, _ in group_words(spans, syms, "bpe")] == ["HELLO", "WORLD", "HE"]
-    phones = ["<blank>", "AH", "B"]
+    bpe = BPETokenizer.build(["HELLO WORLD HE"] * 20, vocab_size=12)
+    syms = bpe.symbols
+    ids = [syms.index(p) for w in ("HELLO", "WORLD", "HE") for p in bpe.spell(w)]
+    assert len(ids) > 3  # some word is spelled in more than one piece
+    spans = [TokenSpan(t, i, i + 1, 1.0) for i, t in enumerate(ids)]
+    groups = group_spans(spans, bpe)
+    assert [w for w, _ in groups] == ["HELLO", "WORLD", "HE"]
+    assert sum(len(ss) for _, ss in groups) == len(spans)
+    phones = PhoneTokenizer(["<blank>", "AH", "B"])
     spans = [TokenSpan(1, 0, 1, 1.0), TokenSpan(2, 2, 3, 1.0)]
-    assert [w for w, _ in group_words(spans, phones, "phone")] == ["AH", "B"]
+    assert [w for w, _ in group_spans(spans, phones)] == ["AH", "B"]
 
 
 # --- synthetic audio with known word boundaries --------------------------------------------------

@@ -1,4 +1,5 @@
-"""End to end on real speech: the AN4 recipe's stages on ../shared/data/an4 with a short training.
+"""End to end on real speech: the AN4 recipe's stages on ../shared/data/an4 with a short training,
+then the same dev files through asr transcribe and the Python API.
 
 A broken pipeline (features, targets, model, loss, decoding) cannot reach a dev CER well below
 chance. Chance here is the CER of the best constant answer: the most frequent training transcript.
@@ -11,8 +12,10 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import asr
 from asr.manifest import read_manifest
-from asr.metrics import char_errors
+from conftest import run_cli
+from asr.scoring import error_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "an4"
@@ -25,7 +28,7 @@ SHORT = ["train.epochs=10", "model.hidden=160", "model.layers=2", "model.subsamp
          "tokenizer.kind=char"]  # a word model learns too slowly for 10 epochs
 
 
-def test_an4_recipe_short_training_beats_chance(tmp_path: Path) -> None:
+def test_an4_recipe_short_training_beats_chance(tmp_path: Path, capsys) -> None:
     assert CORPUS.is_dir(), f"AN4 corpus missing at {CORPUS}"
     exp, data = tmp_path / "exp", tmp_path / "data"
     published = (ROOT / "recipes/an4/RESULTS.md").read_text()
@@ -41,7 +44,7 @@ def test_an4_recipe_short_training_beats_chance(tmp_path: Path) -> None:
     assert not {u.speaker for u in train} & {u.speaker for u in dev}
 
     constant = Counter(u.text for u in train).most_common(1)[0][0]
-    chance = char_errors([u.text for u in dev], [constant] * len(dev)).rate
+    chance = error_counts([u.text for u in dev], [constant] * len(dev))[1].rate
     summary = json.loads((exp / "decode_dev_greedy" / "wer.json").read_text())
     cer = summary["cer"]["rate"]
     assert cer < 0.5 * chance, f"dev CER {cer:.3f} is not well below chance {chance:.3f}"
@@ -49,3 +52,22 @@ def test_an4_recipe_short_training_beats_chance(tmp_path: Path) -> None:
     # the short run's table goes where --results-md says, never into the published results
     assert "| dev | greedy | 97 |" in (tmp_path / "RESULTS.md").read_text()
     assert (ROOT / "recipes/an4/RESULTS.md").read_text() == published
+
+    # One road: asr transcribe and the Python API give every dev file the text and the word
+    # times of asr evaluate (each file is shorter than a segment, so it is decoded whole).
+    model = exp / "model.pt"
+    jsonl = [json.loads(line) for line in
+             (exp / "decode_dev_greedy" / "hyps.jsonl").read_text().splitlines()]
+    by_id = {u.id: u for u in dev}
+    paths = [by_id[h["id"]].audio_path for h in jsonl]
+    code, out, err = run_cli(["transcribe", str(model), *paths, "--format", "json"], capsys)
+    assert code == 0, err
+    transcripts = [json.loads(line) for line in out.splitlines()]
+    api = asr.load_model(model).recognize(paths)
+    for h, t, a in zip(jsonl, transcripts, api, strict=True):
+        assert t["text"] == h["text"] == a.text
+        assert [w["word"] for w in t["words"]] == [w["word"] for w in h["words"]] \
+            == [w.word for w in a.words]
+        for tw, hw, aw in zip(t["words"], h["words"], a.words):
+            assert tw["start"] == round(hw["start"], 3) == round(aw.start, 3)
+            assert tw["end"] == round(hw["end"], 3) == round(aw.end, 3)

@@ -14,12 +14,13 @@ import torch
 import yaml
 
 from asr.cli import main
-from asr.decode.beam import BeamConfig, BeamDecoder
+from asr.decode.beam import BeamConfig, BeamDecoder, load_beam_config, save_beam_config
 from asr.decode.greedy import greedy_decode
-from asr.decode.tune import grid_search, load_beam_config, save_beam_config
 from asr.errors import UserError
-from asr.lm import build_ngram_lm, char_lexicon, sentences_from_lines, write_lexicon
+from asr.inference import Recognizer
+from asr.lm import build_ngram_lm, model_lexicon, sentences_from_lines, write_lexicon
 from asr.tokenizer import BLANK, CharTokenizer
+from asr.tune import grid_search
 
 TOK = CharTokenizer(["<blank>", "|", "A", "C", "D", "G", "K", "O", "T"])
 FRAME = 0.02
@@ -45,7 +46,7 @@ def lm_files(tmp_path_factory) -> tuple[str, str]:
     d = tmp_path_factory.mktemp("lm")
     lines = ["CAT DOG", "DOG CAT", "CAT", "CAT", "DOG", "COT DOG"]
     build_ngram_lm(sentences_from_lines(lines), 2).write_arpa(d / "lm.arpa")
-    lexicon, skipped = char_lexicon(["CAT", "DOG", "COT"], TOK.symbols)
+    lexicon, skipped = model_lexicon(["CAT", "DOG", "COT"], TOK)
     assert skipped == 0
     write_lexicon(d / "lexicon.txt", lexicon)
     return str(d / "lexicon.txt"), str(d / "lm.arpa")
@@ -160,7 +161,7 @@ def test_grid_search_tunes_the_silence_score():
 
 
 def test_default_sil_grid_only_for_models_whose_silence_is_a_real_token():
-    from asr.decode.tune import default_sil_scores
+    from asr.tune import default_sil_scores
     from asr.tokenizer import WordTokenizer
 
     assert default_sil_scores(TOK) == [0.0, -1.0, -2.0, -3.0]  # ties keep 0
@@ -183,7 +184,7 @@ def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
                                  "duration": len(wave) / 8000, "text": text, "speaker": "s"}))
     (tmp_path / "dev.jsonl").write_text("\n".join(lines) + "\n")
     words = ["AB", "CD", "EA", "BEC", "DAB", "CE"]
-    lexicon, _ = char_lexicon(words, rec.tokenizer.symbols)
+    lexicon, _ = model_lexicon(words, rec.tokenizer)
     write_lexicon(tmp_path / "lex.txt", lexicon)
     build_ngram_lm(sentences_from_lines(words), 2).write_arpa(tmp_path / "lm.arpa")
     out = tmp_path / "dec"
@@ -204,9 +205,7 @@ def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
     assert saved.lexicon == str(tmp_path / "lex.txt") and saved.beam_size == 10
     assert (out / "emissions.pt").is_file()
     # A second run takes its settings from decode.yaml and reuses the cached log-probs.
-    import asr.data
-
-    monkeypatch.setattr(asr.data, "eval_batches", lambda *a, **k: pytest.fail("model rerun"))
+    monkeypatch.setattr(Recognizer, "forward", lambda *a, **k: pytest.fail("model rerun"))
     assert main(argv[:3] + ["--out", str(out)]) == 0
     assert json.loads((out / "wer.json").read_text())["decoder"]["lexicon"] == saved.lexicon
     assert "%WER 0.00" in capsys.readouterr().out
@@ -217,9 +216,6 @@ def test_asr_decode_tune_cli(tmp_path, capsys, monkeypatch):
 
 
 def test_sentencepiece_model_lexicon_free_and_with_lexicon(tmp_path):
-    import sentencepiece as spm
-
-    from asr.lm import bpe_lexicon
     from asr.tokenizer import BPETokenizer
 
     tok = BPETokenizer.build(["CAT DOG", "DOG CAT", "CAT", "DOG", "COT DOG", "GOAT", "TACO"] * 5,
@@ -230,8 +226,7 @@ def test_sentencepiece_model_lexicon_free_and_with_lexicon(tmp_path):
     for k, i in enumerate(ids):
         rows[2 * k + 1, i] = 1.0
     lp = (rows / rows.sum(-1, keepdim=True)).log().unsqueeze(0)
-    lexicon, _ = bpe_lexicon(["CAT", "DOG", "COT"], spm.SentencePieceProcessor(
-        model_proto=tok.model_proto))
+    lexicon, _ = model_lexicon(["CAT", "DOG", "COT"], tok)
     write_lexicon(tmp_path / "lex.txt", lexicon)
     for cfg in (BeamConfig(), BeamConfig(lexicon=str(tmp_path / "lex.txt"))):
         (best, *_), = BeamDecoder(tok, cfg)(lp, None, FRAME)

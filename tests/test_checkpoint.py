@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,20 +101,51 @@ def test_truncated_model_file_is_user_error(tmp_path, keep):
     cut.write_bytes(data[:n])
     with pytest.raises(UserError, match="cut.pt") as e:
         asr.load_model(cut)
-    assert "\n" not in str(e.value)
+    assert str(e.value) == f"{cut}: {NOT_OURS}"  # one line, none of torch's own text
+
+
+# What a file that is no model file gets, whatever torch raised reading it ("pop from empty
+# list", "PytorchStreamReader failed reading zip archive...", "Unsupported operand 95"...).
+NOT_OURS = "not a model file written by asr train (truncated or another format)"
 
 
 @pytest.mark.parametrize("content", [
     b"", b"not a model at all\n", b"PK\x03\x04garbage",
     # arbitrary bytes read as a legacy pickle make torch's weights-only unpickler raise
-    # IndexError ("t": TUPLE with no mark), KeyError ("h": memo get) or struct.error ("j")
-    b"this is not a model\n", b"hK", b"jur",
+    # IndexError ("t": TUPLE with no mark, "pop from empty list"), KeyError ("h": memo get),
+    # struct.error ("j") or UnpicklingError ("Unsupported operand" for random bytes)
+    b"this is not a model\n", b"hK", b"jur", b"\x80",
+    np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes(),
 ])
 def test_foreign_file_is_user_error(tmp_path, content):
     p = tmp_path / "x.pt"
     p.write_bytes(content)
-    with pytest.raises(UserError, match="x.pt"):
+    with pytest.raises(UserError, match="x.pt") as e:
         asr.load_model(p)
+    assert str(e.value) == f"{p}: {NOT_OURS}"
+    assert "pop from empty list" not in str(e.value)
+
+
+def test_checkpoint_message_says_checkpoint(tmp_path):
+    p = tmp_path / "last.pt"
+    p.write_bytes(b"this is not a model\n")
+    with pytest.raises(UserError) as e:
+        safe_load(p, "checkpoint")
+    assert str(e.value) == (f"{p}: not a checkpoint written by asr train (truncated or "
+                            "another format)")
+
+
+def test_refused_object_is_named_not_torch_advice(tmp_path):
+    """A checkpoint holding a numpy scalar is refused, naming the object; torch's advice to
+    allowlist it (add_safe_globals) is not passed on."""
+    p = tmp_path / "np.pt"
+    torch.save({"format": FORMAT, "version": VERSION, "loss": np.float64(1.5)}, p)
+    with pytest.raises(UserError) as e:
+        safe_load(p)
+    msg = str(e.value)
+    assert msg.startswith(f"refusing to load {p}: it is not a plain weights file (would need "
+                          "to run pickled code); it holds the Python object numpy.")
+    assert "\n" not in msg and "safe_globals" not in msg and "weights_only" not in msg
 
 
 def test_wrong_format_or_version_is_user_error(tmp_path):

@@ -12,7 +12,7 @@ import torch
 
 from asr.audio import add_noise, speed_perturb
 from asr.config import DataConfig
-from asr.data import (FeatureSource, ctc_min_frames, draw_wave_aug, eval_batches,
+from asr.data import (FeatureSource, ctc_min_frames, draw_wave_aug,
                       filter_utterances, make_batches, num_frames, train_batches)
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.manifest import Utterance, read_manifest
@@ -200,20 +200,29 @@ def test_train_batches_on_tone_corpus(tone_corpus):
     assert [b.ids for _, b in run1] != [b.ids for _, b in run3]
 
 
-def test_eval_batches_on_tone_corpus(tone_corpus):
+def test_emissions_batch_utterances_by_length_with_the_models_cmvn(tone_corpus, monkeypatch):
+    from asr.config import ExperimentConfig
+    from asr.inference import Recognizer
+    from asr.model import ModelConfig
+
     utts, tok, fcfg, dcfg, examples = _setup(tone_corpus)
     stats = {"mean": torch.full((20,), -3.0), "std": torch.full((20,), 2.0)}
-    source = FeatureSource(fcfg, stats, cache=False)
-    batches = list(eval_batches(utts, source, max_frames=500, max_batch=3))
-    ids = [i for b in batches for i in b.ids]
-    assert sorted(ids) == sorted(u.id for u in utts)
+    cfg = ExperimentConfig(features=fcfg, model=ModelConfig(hidden=8, layers=1, dropout=0.0))
+    rec = Recognizer(cfg, tok, stats)
+    seen, forward = [], Recognizer.forward
+    monkeypatch.setattr(Recognizer, "forward",
+                        lambda self, feats: seen.append(feats) or forward(self, feats))
+    out = list(rec.emissions(utts, max_frames=500, max_batch=3))
+    ids = [i for b, _, _ in out for i in b]
+    assert sorted(ids) == sorted(u.id for u in utts)  # each utterance once
     durs = {u.id: u.duration for u in utts}
     assert [durs[i] for i in ids] == sorted(durs[i] for i in ids)  # length order
-    first = batches[0]
-    u0 = next(u for u in utts if u.id == first.ids[0])
-    raw = source.raw(u0)
-    torch.testing.assert_close(first.feats[0, :raw.shape[0]], (raw + 3.0) / 2.0)
-    assert first.targets.numel() == 0
+    assert all(len(f) <= 3 and len(f) * max(x.shape[0] for x in f) <= 500 for f in seen)
+    u0 = next(u for u in utts if u.id == out[0][0][0])
+    torch.testing.assert_close(seen[0][0], (FeatureSource(fcfg, None, False).raw(u0) + 3.0) / 2.0)
+    for (b_ids, log_probs, lens), feats in zip(out, seen):  # (B, T', V) and valid lengths
+        assert log_probs.shape[0] == len(b_ids) and log_probs.shape[2] == len(tok.symbols)
+        assert lens.tolist() == [math.ceil(f.shape[0] / cfg.model.subsample) for f in feats]
 
 
 def test_add_noise_hits_the_requested_snr():

@@ -34,6 +34,14 @@ def test_prepare_fsdd_and_export(tmp_path, capsys):
     assert lines == [f"train\t{tmp_path / 'm' / 'fsdd_train.jsonl'}", f"test\t{tmp_path / 'm' / 'fsdd_test.jsonl'}"]
     assert {u.speaker for u in read_manifest(tmp_path / "m" / "fsdd_test.jsonl")} == {"lucas"}
 
+    args = _parse(["prepare", "fsdd", "--corpus", str(tmp_path / "fsdd"), "--out", str(tmp_path / "l"),
+                   "--split", "loso", "--with-dev"])
+    assert args.func(args) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 * 4
+    dev = read_manifest(tmp_path / "l" / "fsdd_loso_lucas_dev.jsonl")  # lucas is the test speaker
+    assert [u.id for u in dev] == [f"3_theo_{i}" for i in range(5)]
+    assert [u.id for u in read_manifest(tmp_path / "l" / "fsdd_loso_lucas_train5.jsonl")] == ["3_theo_5"]
+
     args = _parse(["prepare", "export-kaldi", "--manifest", str(tmp_path / "m" / "fsdd_test.jsonl"),
                    "--out", str(tmp_path / "kaldi")])
     assert args.func(args) == 0

@@ -56,6 +56,29 @@ def test_leave_one_speaker_out_folds(corpus, tmp_path):
         assert len(test) + len(train) == 42
 
 
+def test_loso_dev_sets_hold_the_training_speakers_dev_takes(corpus, tmp_path):
+    """``with_dev``: in each fold the held-out speaker stays the test set; the training speakers'
+    takes 0-4 are the dev set and their takes 5+ ``train5`` (as the recipe's stage 0 needs)."""
+    out = prepare_fsdd(corpus, tmp_path / "m", split="loso", with_dev=True)
+    assert sorted(out) == sorted(f"loso_{s}_{p}" for s in SPEAKERS for p in ("train", "train5", "dev", "test"))
+    for spk in SPEAKERS:
+        fold = {p: read_manifest(out[f"loso_{spk}_{p}"]) for p in ("train", "train5", "dev", "test")}
+        others = set(SPEAKERS) - {spk}
+        assert {u.id for u in fold["dev"]} == {f"{d}_{s}_{i}" for d in (0, 7) for s in others for i in range(5)}
+        assert {u.id for u in fold["train5"]} == {f"{d}_{s}_{i}" for d in (0, 7) for s in others for i in (5, 6)}
+        assert {u.speaker for u in fold["test"]} == {spk} and len(fold["test"]) == 14
+        # train5 and dev split train, each in train's order (the manifests are sorted by id)
+        ids = [u.id for u in fold["train"]]
+        for part in ("train5", "dev"):
+            assert [u.id for u in fold[part]] == [i for i in ids if i in {u.id for u in fold[part]}]
+        assert len(fold["train5"]) + len(fold["dev"]) == len(ids)
+    one = prepare_fsdd(corpus, tmp_path / "s", holdout_speaker="theo", with_dev=True)
+    assert sorted(one) == ["dev", "test", "train", "train5"]
+    assert {u.speaker for u in read_manifest(one["dev"])} == {"jackson", "yweweler"}
+    with pytest.raises(UserError, match="dev sets are for the speaker and loso splits"):
+        prepare_fsdd(corpus, tmp_path / "o", with_dev=True)
+
+
 def test_rerun_does_nothing_and_new_options_redo(corpus, tmp_path):
     out = prepare_fsdd(corpus, tmp_path / "m")
     mtimes = {p: p.stat().st_mtime_ns for p in out.values()}
@@ -75,6 +98,22 @@ def test_errors(corpus, tmp_path):
         prepare_fsdd(corpus, tmp_path / "m", split="random")
     with pytest.raises(UserError, match="no FSDD recordings"):
         prepare_fsdd(tmp_path, tmp_path / "m2")
+
+
+@pytest.mark.skipif(not (REAL / "transcripts.tsv").is_file(), reason="real FSDD copy not available")
+def test_real_copy_loso_dev_sets(tmp_path):
+    out = prepare_fsdd(REAL, tmp_path, split="loso", with_dev=True)
+    with open(REAL / "transcripts.tsv", newline="") as f:
+        ref = {r["utt_id"]: r for r in csv.DictReader(f, delimiter="\t")}
+    speakers = {r["speaker"] for r in ref.values()}
+    assert len(out) == 4 * len(speakers)
+    for spk in speakers:
+        dev = read_manifest(out[f"loso_{spk}_dev"])
+        assert {u.id for u in dev} == {i for i, r in ref.items()
+                                       if r["speaker"] != spk and r["official_split"] == "test"}
+        train5 = read_manifest(out[f"loso_{spk}_train5"])
+        assert {u.id for u in train5} == {i for i, r in ref.items()
+                                          if r["speaker"] != spk and r["official_split"] == "train"}
 
 
 @pytest.mark.skipif(not (REAL / "transcripts.tsv").is_file(), reason="real FSDD copy not available")

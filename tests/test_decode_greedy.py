@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from asr.decode.greedy import char_word_timings, ctc_best_path, greedy_decode
-from asr.decode.types import Hypothesis, WordTiming
+from asr.decode.greedy import ctc_best_path, greedy_decode
+from asr.decode.types import Hypothesis
 from asr.tokenizer import BLANK, SPACE, CharTokenizer, PhoneTokenizer, WordTokenizer
 
 SYMBOLS = [BLANK, SPACE, "A", "B"]
@@ -72,46 +72,37 @@ def test_greedy_decode_char_hypothesis_and_word_timings():
     assert isinstance(hyp, Hypothesis)
     assert hyp.text == "AAB B"
     assert hyp.tokens == [A, A, B, BAR, B] and hyp.timesteps == [0, 3, 4, 7, 9]
-    # "AAB": first char at frame 0, last at frame 4 -> [0, 5) frames; confidence = mean of the
-    # posteriors at frames 0, 3, 4. "B": frame 9 -> [9, 10).
+    # Word times come from forced alignment (for the best path: the argmax path itself).
+    # "AAB": A over frames 0-1, A at 3, B over 4-5 -> [0, 6) frames; confidence = mean of the
+    # posteriors over those five frames. "B": frame 9 -> [9, 10).
     assert len(hyp.words) == 2
     w1, w2 = hyp.words
-    assert w1.word == "AAB" and w1.start == pytest.approx(0.0) and w1.end == pytest.approx(0.20)
-    assert w1.confidence == pytest.approx((0.9 + 0.6 + 0.9) / 3, abs=1e-5)
+    assert w1.word == "AAB" and w1.start == pytest.approx(0.0) and w1.end == pytest.approx(0.24)
+    assert w1.confidence == pytest.approx((0.9 + 0.8 + 0.6 + 0.9 + 0.5) / 5, abs=1e-5)
     assert w2.word == "B" and w2.start == pytest.approx(0.36) and w2.end == pytest.approx(0.40)
     assert w2.confidence == pytest.approx(0.95, abs=1e-5)
     assert hyp.score == pytest.approx(sum(math.log(p) for p in PROBS), abs=1e-5)
 
 
-def test_char_word_timings_by_hand():
-    # | A | | B C  (leading and doubled boundaries produce no empty words)
-    tokens = [BAR, A, BAR, BAR, B, 4]
-    steps = [0, 1, 2, 3, 5, 7]
-    probs = [0.9, 0.5, 0.9, 0.9, 0.6, 0.8]
-    words = char_word_timings(SYMBOLS + ["C"], tokens, steps, 0.03, probs)
-    assert [w.word for w in words] == ["A", "BC"]
-    assert words[0] == pytest.approx(WordTiming("A", 0.03, 0.06, 0.5))
-    assert words[1].start == pytest.approx(0.15) and words[1].end == pytest.approx(0.24)
-    assert words[1].confidence == pytest.approx(0.7)
-    assert char_word_timings(SYMBOLS, [], [], 0.03, []) == []
-
-
-def test_greedy_decode_batch_and_phone_tokenizer_has_no_words():
+def test_greedy_decode_batch_and_phone_tokenizer_times_each_phone():
     tok = PhoneTokenizer([BLANK, "ah", "b", "iy"])
     lp = torch.stack([grid([1, 1, 0, 2, 3], [0.9] * 5), grid([3, 0, 3, 2, 2], [0.9] * 5)])
     hyps = greedy_decode(lp, torch.tensor([5, 3]), tok, frame_seconds=0.02)
     assert [h.text for h in hyps] == ["ah b iy", "iy iy"]
-    assert all(h.words == [] for h in hyps)
+    assert [[w.word for w in h.words] for h in hyps] == [["ah", "b", "iy"], ["iy", "iy"]]
+    assert [t for w in hyps[0].words for t in (w.start, w.end)] == pytest.approx(
+        [0.0, 0.04, 0.06, 0.08, 0.08, 0.10])
     assert hyps[1].timesteps == [0, 2]
 
 
-def test_greedy_decode_word_tokenizer_times_each_word_at_its_spike():
+def test_greedy_decode_word_tokenizer_times_each_word_by_alignment():
     tok = WordTokenizer([BLANK, "ONE", "TWO", "ZERO"])
     lp = grid([0, 2, 2, 0, 0, 3, 0], [0.9, 0.8, 0.6, 0.9, 0.9, 0.7, 0.9]).unsqueeze(0)
     (h,) = greedy_decode(lp, torch.tensor([7]), tok, frame_seconds=0.04)
     assert h.text == "TWO ZERO" and h.timesteps == [1, 5]
     assert [w.word for w in h.words] == ["TWO", "ZERO"]
-    assert h.words[0].start == pytest.approx(0.04) and h.words[0].end == pytest.approx(0.08)
+    # TWO holds frames 1-2 of the path, ZERO frame 5
+    assert h.words[0].start == pytest.approx(0.04) and h.words[0].end == pytest.approx(0.12)
     assert h.words[1].start == pytest.approx(0.20) and h.words[1].end == pytest.approx(0.24)
-    assert h.words[0].confidence == pytest.approx(0.8, abs=1e-6)
+    assert h.words[0].confidence == pytest.approx((0.8 + 0.6) / 2, abs=1e-6)
     assert h.words[1].confidence == pytest.approx(0.7, abs=1e-6)

@@ -15,14 +15,14 @@ import torch
 from asr.errors import UserError
 from asr.lm import (
     NgramLM,
-    bpe_lexicon,
     build_ngram_lm,
-    char_lexicon,
+    model_lexicon,
     sentences_from_lines,
     words_from_text,
     write_lexicon,
 )
-from asr.lm.cli import add_parser
+from asr.cli.lm import add_parser
+from asr.tokenizer import BLANK, BPETokenizer, CharTokenizer
 from asr.lm.ngram import adjust_counts, count_ngrams, estimate_discounts
 
 # Padded:  <s> a a c c </s> | <s> a c </s> | <s> c a c </s> | <s> c d d c </s>
@@ -213,12 +213,12 @@ def test_ctc_decoder_loads_lm_and_char_lexicon(tmp_path):
     from torchaudio.models.decoder import ctc_decoder
 
     build(tmp_path, 3)
-    tokens = ["-", "|", "a", "c", "d"]
-    lexicon, skipped = char_lexicon(words_from_text(CORPUS), tokens)
+    tokens = [BLANK, "|", "a", "c", "d"]
+    lexicon, skipped = model_lexicon(words_from_text(CORPUS), CharTokenizer(tokens))
     assert skipped == 0 and lexicon["a"] == ["a", "|"]
     write_lexicon(tmp_path / "lexicon.txt", lexicon)
     decoder = ctc_decoder(lexicon=str(tmp_path / "lexicon.txt"), tokens=tokens,
-                          lm=str(tmp_path / "o3.arpa"), beam_size=5)
+                          lm=str(tmp_path / "o3.arpa"), beam_size=5, blank_token=BLANK)
     emissions = torch.randn(1, 12, len(tokens)).log_softmax(-1)  # (B, T, V)
     hyps = decoder(emissions)
     assert all(w in {"a", "c", "d"} for w in hyps[0][0].words)
@@ -227,12 +227,11 @@ def test_ctc_decoder_loads_lm_and_char_lexicon(tmp_path):
 def test_char_lexicon(tmp_path):
     words = words_from_text(["CAB ABC", "XYZ CAB", "AB"])
     assert words == {"CAB": 2, "ABC": 1, "XYZ": 1, "AB": 1}
-    lexicon, skipped = char_lexicon(words, ["|", "A", "B", "C"])
+    lexicon, skipped = model_lexicon(words, CharTokenizer([BLANK, "|", "A", "B", "C"]))
     assert skipped == 1 and "XYZ" not in lexicon
     assert lexicon["CAB"] == ["C", "A", "B", "|"]
-    assert char_lexicon(["AB"], ["A", "B"], boundary=None)[0] == {"AB": ["A", "B"]}
-    with pytest.raises(UserError):
-        char_lexicon(["AB"], ["A", "B"])
+    # without a word boundary token a character model cannot spell words for flashlight
+    assert model_lexicon(["AB"], CharTokenizer([BLANK, "A", "B"])) == ({}, 1)
     write_lexicon(tmp_path / "lex.txt", lexicon)
     from flashlight.lib.text.dictionary import load_words
 
@@ -250,13 +249,13 @@ def test_bpe_lexicon(tmp_path):
                                    vocab_size=30, model_type="bpe", character_coverage=1.0,
                                    minloglevel=2)
     sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "bpe.model"))
-    lexicon, skipped = bpe_lexicon(["cat", "hat", "theme", "zoo!"], tmp_path / "bpe.model")
+    tok = BPETokenizer((tmp_path / "bpe.model").read_bytes())
+    lexicon, skipped = model_lexicon(["cat", "hat", "theme", "zoo!"], tok)
     assert skipped == 1 and "zoo!" not in lexicon
     for word, pieces in lexicon.items():
         assert pieces == sp.encode(word, out_type=str)
         assert "".join(pieces) == "\u2581" + word
-    restricted, skipped = bpe_lexicon(["cat"], sp, tokens=["\u2581c"])
-    assert (restricted, skipped) == ({}, 1)
+        assert all(p in tok.symbols for p in pieces)
 
 
 def run_cli(*argv: str) -> int:
@@ -272,14 +271,10 @@ def test_cli_build(tmp_path, capsys):
     manifest = tmp_path / "b.txt"  # JSONL detected by its first character
     manifest.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n"
                                 for i, t in enumerate(["c a c", "c d d c"])))
-    tokens = tmp_path / "chars.txt"
-    tokens.write_text("-\n|\na\nc\n")
-    arpa, lex = tmp_path / "lm.arpa", tmp_path / "lexicon.txt"
-    assert run_cli("lm", "build", str(plain), str(manifest), "-o", str(arpa), "--order", "3",
-                   "--lexicon-out", str(lex), "--tokens", str(tokens)) == 0
+    arpa = tmp_path / "lm.arpa"
+    assert run_cli("lm", "build", str(plain), str(manifest), "-o", str(arpa), "--order", "3") == 0
     assert NgramLM.load_arpa(arpa).logprobs == build(tmp_path, 3)[0].logprobs
-    assert lex.read_text().splitlines() == ["c\tc |", "a\ta |"]  # d skipped: not a token
-    assert "1 skipped" in capsys.readouterr().out
+    assert "3-grams" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -300,3 +295,101 @@ def test_cli_errors(tmp_path, argv, message):
         run_cli("lm", "build", *argv, "-o", str(tmp_path / "lm.arpa"))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "lm.arpa").exists()
+
+
+class _FakeTokenizer:
+    """The interface model_lexicon and ``asr lm lang`` use: ``spell`` and ``lexicon_free``."""
+
+    lexicon_free = False
+
+    def spell(self, word):
+        return None if "x" in word else [f"<{word}>", "_"]
+
+
+def test_model_lexicon_spells_with_the_tokenizer():
+    lexicon, skipped = model_lexicon(["ab", "xy", "c", "ab", "xx"], _FakeTokenizer())
+    assert lexicon == {"ab": ["<ab>", "_"], "c": ["<c>", "_"]}  # first-occurrence order, once
+    assert list(lexicon) == ["ab", "c"] and skipped == 2
+
+
+def _model_file(path: Path, tok) -> Path:
+    """A real (tiny, untrained) model file with this tokenizer."""
+    from asr.config import load_config
+    from asr.inference import Recognizer
+
+    cfg = load_config(None, ["model.hidden=8", "model.layers=1", "features.n_mels=20"])
+    d = cfg.features.dim
+    Recognizer(cfg, tok, {"mean": torch.zeros(d), "std": torch.ones(d)}).save(path)
+    return path
+
+
+def test_cli_lang_char_model_spells_the_lm_words(tmp_path, capsys):
+    from flashlight.lib.text.dictionary import load_words
+
+    from asr.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.build(["CAT HAT", "TO"])
+    model = _model_file(tmp_path / "model.pt", tok)
+    text = tmp_path / "text.txt"
+    text.write_text("HAT CAT\nSAT CAT TO <unk>\n\n")  # S is no token; <unk> is the LM's own
+    out = tmp_path / "lang"
+    assert run_cli("lm", "lang", str(model), str(text), "--out", str(out)) == 0
+    assert (out / "tokens.txt").read_text().splitlines() == tok.symbols
+    assert (out / "lexicon.txt").read_text().splitlines() == [
+        "HAT\tH A T |", "CAT\tC A T |", "TO\tT O |"]
+    assert "3 words, 1 not spellable" in capsys.readouterr().out
+    assert load_words(str(out / "lexicon.txt"))["CAT"] == [["C", "A", "T", "|"]]  # flashlight reads it
+    for word in ("HAT", "CAT", "TO"):  # the spelling's token ids are the model's encoding of the word
+        spelling = load_words(str(out / "lexicon.txt"))[word][0]
+        assert [tok.symbols.index(t) for t in spelling] == tok.encode(word + " ")
+
+
+def test_cli_lang_lexicon_free_model_writes_tokens_only(tmp_path, capsys):
+    from asr.tokenizer import WordTokenizer
+
+    tok = WordTokenizer.build(["YES NO"])
+    model = _model_file(tmp_path / "model.pt", tok)
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(json.dumps({"id": "a", "text": "YES NO"}) + "\n")
+    out = tmp_path / "lang"
+    out.mkdir()
+    (out / "lexicon.txt").write_text("stale\tx\n")
+    assert run_cli("lm", "lang", str(model), str(manifest), "--out", str(out)) == 0
+    assert (out / "tokens.txt").read_text().splitlines() == ["<blank>", "NO", "YES"]
+    assert not (out / "lexicon.txt").exists()
+    assert "lexicon-free" in capsys.readouterr().out
+
+
+def test_cli_lang_errors(tmp_path):
+    (tmp_path / "text.txt").write_text("A\n")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(UserError, match="not found"):
+        run_cli("lm", "lang", str(tmp_path / "none.pt"), str(tmp_path / "text.txt"), "--out", str(tmp_path))
+    with pytest.raises(UserError, match="junk.pt"):
+        run_cli("lm", "lang", str(tmp_path / "junk.pt"), str(tmp_path / "text.txt"), "--out", str(tmp_path))
+
+
+def test_cli_build_normalises_with_a_config(tmp_path):
+    """``--config`` (+ ``--override``): the LM and ``--text-out`` hold the texts as that training
+    config normalises its targets; sentences left empty are dropped."""
+    manifest = tmp_path / "train.jsonl"
+    texts = ["Hello, world!", "  it's   FINE.", "?!", "hello again"]
+    manifest.write_text("".join(json.dumps({"id": str(i), "audio_path": "x.wav", "duration": 1.0,
+                                            "text": t, "speaker": "s"}) + "\n"
+                                for i, t in enumerate(texts)))
+    config = tmp_path / "train.yaml"
+    config.write_text("text: {case: upper}\ntrain: {epochs: 3}\n")
+    arpa, text_out = tmp_path / "lm.arpa", tmp_path / "lm" / "text.txt"
+    assert run_cli("lm", "build", str(manifest), "-o", str(arpa), "--order", "2", "--config", str(config),
+                   "--text-out", str(text_out), "--override", "text.case=lower", "train.epochs=5") == 0
+    expected = ["hello world", "it's fine", "hello again"]
+    assert text_out.read_text() == "".join(t + "\n" for t in expected)
+    assert NgramLM.load_arpa(arpa).logprobs == build(tmp_path, 2, expected)[0].logprobs
+    # without --config: the texts as they are (whitespace collapsed), no sentence dropped but "?!"
+    assert run_cli("lm", "build", str(manifest), "-o", str(arpa), "--text-out", str(text_out)) == 0
+    assert text_out.read_text().splitlines() == ["Hello, world!", "it's FINE.", "?!", "hello again"]
+    with pytest.raises(UserError, match="--override needs --config"):
+        run_cli("lm", "build", str(manifest), "-o", str(arpa), "--override", "text.case=lower")
+    with pytest.raises(UserError):
+        run_cli("lm", "build", str(manifest), "-o", str(arpa), "--config", str(config),
+                "--override", "text.case=sideways")

@@ -1,4 +1,4 @@
-"""Every recipe end to end on its fake miniature corpus (``run.sh --smoke``), and the results table.
+"""Every recipe end to end on its fake miniature corpus (``run.sh --smoke``).
 
 The recipes run two at a time (they are mostly process start-up and I/O) into temporary folders;
 each test then checks its recipe's exit status, score summaries and results table, and that the
@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from asr.scoring import results_table
-
 ROOT = Path(__file__).resolve().parents[1]
 # recipe -> the test sets whose scores must exist (folder names under the exp dir)
 RECIPES = {
@@ -30,7 +28,7 @@ RECIPES = {
     "commonvoice": ["decode_dev", "decode_test"],
     "tedlium": ["decode_dev", "decode_test"],
 }
-HAVE_BEAM = importlib.util.find_spec("asr.decode.tune") is not None
+HAVE_BEAM = importlib.util.find_spec("asr.tune") is not None
 
 
 def _run(recipe: str, exp: Path) -> subprocess.CompletedProcess:
@@ -65,42 +63,3 @@ def test_recipe_smoke(smoke_runs, recipe):
     assert "<!-- results:" in table and "| greedy |" in table and "- machine: nproc" in table
     # --smoke writes its table into the exp dir, never into the recipe's RESULTS.md
     assert (ROOT / "recipes" / recipe / "RESULTS.md").read_text() == results_before
-
-
-def _summary(d: Path, wer: float, decoder) -> Path:
-    (d / "report").mkdir(parents=True)
-    (d / "wer.json").write_text(json.dumps({"decoder": decoder}))
-    p = d / "report" / "summary.json"
-    p.write_text(json.dumps({"wer": wer, "cer": wer / 2, "ser": 0.5, "n_utterances": 10,
-                             "wer_ci": {"low": wer - 0.01, "high": wer + 0.01}}))
-    return p
-
-
-def test_results_table_mean_and_refresh(tmp_path):
-    beam = {"type": "beam", "beam_size": 50, "lexicon": "lex.txt", "lm": "lm.arpa", "lm_weight": 0.5,
-            "word_score": 1.0}
-    paths = [_summary(tmp_path / "fold_a" / "decode_a_greedy", 0.10, "greedy"),
-             _summary(tmp_path / "fold_b" / "decode_b_greedy", 0.20, "greedy"),
-             _summary(tmp_path / "fold_a" / "decode_a_beam", 0.04, beam),
-             _summary(tmp_path / "fold_b" / "decode_b_beam", 0.06, {**beam, "lm_weight": 1.0})]
-    timing = tmp_path / "timing.tsv"
-    timing.write_text("train\t100\tfold_a train\ntrain\t50\tfold_a train\ntrain\t30\tfold_b train\n"
-                      "decode\t5\tfold_a a greedy\n")
-    block = results_table.render([str(p) for p in paths], "T", "bash run.sh", timing=str(timing), mean=True)
-    rows = [line for line in block.splitlines() if line.startswith("| ")]
-    assert rows[1].startswith("| a | greedy | 10 | 10.00 | 9.00-11.00 | 5.00 | 50.00 |")
-    assert "beam 50 (lexicon, LM weight 0.5, word score 1)" in rows[3]
-    # mean rows per decoder kind, although the two folds tuned different LM weights
-    assert rows[-2].startswith("| **mean of 2** | greedy | 20 | **15.00** |")
-    assert rows[-1].startswith("| **mean of 2** | beam | 20 | **5.00** |")
-    assert "wall time: 85 s (train 80 s, decode 5 s)" in block  # a rerun's line replaces the first
-    assert "- command: `bash run.sh`" in block
-
-    md = tmp_path / "RESULTS.md"
-    md.write_text("# Results\n\nintro\n")
-    results_table.update(md, "k1", "### one\n")
-    results_table.update(md, "k2", "### two\n")
-    results_table.update(md, "k1", "### one, again\n")
-    text = md.read_text()
-    assert text.startswith("# Results\n\nintro\n\n<!-- results:k1 -->\n### one, again\n<!-- /results:k1 -->")
-    assert text.count("results:k1 -->") == 2 and "### two" in text and "### one\n" not in text

@@ -10,9 +10,10 @@ import jiwer
 import pytest
 
 from asr.errors import UserError
-from asr.scoring import Counts, Normalization, score_texts
-from asr.scoring.align import align_words, char_counts, format_alignment, normalize_text
-from asr.scoring.cli import add_parser
+from asr.scoring import Counts, TextNorm, score_texts
+from asr.scoring.align import align_words, char_counts, format_alignment
+from asr.text import SCORING_DEFAULT
+from asr.cli.score import add_parser
 from asr.scoring.io import ID_PREFIX_SOURCE, read_transcripts, resolve_speakers
 
 # (ref, hyp, (hits, subs, dels, ins)) counted by hand at word level.
@@ -100,12 +101,12 @@ def test_normalisation_options_change_counts_and_are_described():
     ref, hyp = {"u": "Hello, World! don't"}, {"u": "hello world dont"}
     raw = score_texts(ref, hyp, n_bootstrap=0)
     assert raw.words.errors == 3
-    norm = Normalization(lowercase=True, strip_punct=True)
+    norm = TextNorm(case="lower", strip_punct=True, nfkc=False)
     clean = score_texts(ref, hyp, normalization=norm, n_bootstrap=0)
     assert clean.utts[0].ref == "hello world don't"
     assert clean.words.errors == 1  # "don't" vs "dont" stays a substitution
-    assert normalize_text(" 'quoted'  text-here ", norm) == "quoted text here"
-    assert normalize_text("  A \t B\n", Normalization()) == "A B"
+    assert norm(" 'quoted'  text-here ") == "quoted text here"
+    assert SCORING_DEFAULT("  A \t B\n") == "A B"
     assert raw.normalization.describe() == "keep-case, punctuation kept, whitespace collapsed"
     assert "lowercased" in norm.describe() and "punctuation stripped" in norm.describe()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from asr.scoring import compare, score_texts, write_reports
-from asr.scoring.cli import main
+from asr.cli.score import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "scripts" / "check_html_report.py"

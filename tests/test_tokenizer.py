@@ -7,7 +7,8 @@ import io
 import pytest
 import torch
 
-from asr.tokenizer import (BLANK, SPACE, BPETokenizer, CharTokenizer, PhoneTokenizer, TextNorm,
+from asr.text import TextNorm
+from asr.tokenizer import (BLANK, SPACE, BPETokenizer, CharTokenizer, PhoneTokenizer,
                            WordTokenizer, tokenizer_from_dict)
 
 BPE_TEXTS = [

@@ -17,8 +17,10 @@ import torchaudio.functional as AF
 
 from asr.cli import main
 from asr.errors import UserError
-from asr.lm import char_lexicon, write_lexicon
-from asr.transcribe import ChunkConfig, Transcriber, choose_cut, expand_inputs, iter_chunks
+from asr.lm import model_lexicon, write_lexicon
+from asr.chunks import ChunkConfig, choose_cut, iter_chunks
+from asr.cli.transcribe import expand_inputs
+from asr.transcribe import Transcriber
 from conftest import record_chunked_reads
 from test_align import SR, tone_recognizer, tone_sentence
 from test_subtitles import parse_srt, parse_vtt
@@ -145,14 +147,14 @@ def test_pause_segmented_transcript_is_every_sentence(rec, paused):
 
 def test_non_overlapping_chunks_keep_every_word_at_their_seam():
     from asr.decode.types import TokenSpan
-    from asr.transcribe import _FileState
+    from asr.chunks import Stitcher
 
     def word(w: str, start: int, end: int):
         return (w, [TokenSpan(1, start, end, 0.9)])
 
     # Segment 1 covers frames [0, 100.5), segment 2 starts there: its first word begins at
     # frame 100 after rounding, and segment 1's last word at its own last frame (100).
-    st = _FileState("x.wav")
+    st = Stitcher("x.wav")
     st.add([word("one", 10, 20), word("two", 100, 101)], 0.0, 100.5, True, False, overlap=False)
     st.add([word("three", 100, 110), word("four", 150, 160)], 100.5, 200.0, False, True,
            overlap=False)
@@ -216,13 +218,14 @@ def test_expand_inputs(tmp_path):
     lst = tmp_path / "list.txt"
     lst.write_text("# comment\nz.ogg\n\n/abs/path.wav\n")
     got = expand_inputs([str(tmp_path / "a"), f"@{lst}", "plain.wav"])
-    assert got == [str(tmp_path / "a/b/y.FLAC"), str(tmp_path / "a/x.wav"),
-                   str(tmp_path / "z.ogg"), "/abs/path.wav", "plain.wav"]
-    with pytest.raises(UserError, match="list file not found"):
-        expand_inputs(["@nope.txt"])
+    assert got == [(p, None) for p in [str(tmp_path / "a/b/y.FLAC"), str(tmp_path / "a/x.wav"),
+                                        str(tmp_path / "z.ogg"), "/abs/path.wav", "plain.wav"]]
+    # an input that yields no file is one error in its place; the others still come through
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no audio files"):
-        expand_inputs([str(tmp_path / "empty")])
+    got = expand_inputs(["@nope.txt", str(tmp_path / "empty"), "plain.wav"])
+    assert [p for p, _ in got] == ["@nope.txt", str(tmp_path / "empty"), "plain.wav"]
+    assert "list file not found" in str(got[0][1]) and "no audio files" in str(got[1][1])
+    assert got[2][1] is None
     with pytest.raises(UserError, match="overlap"):
         ChunkConfig(chunk_seconds=5, overlap_seconds=5, segment="fixed")
     ChunkConfig(chunk_seconds=5, overlap_seconds=5)  # pause segments do not overlap
@@ -287,13 +290,13 @@ def test_output_formats(model_file, recording, tmp_path, capsys):
 
 def test_decode_yaml_beside_the_model_selects_beam_search(rec, recording, tmp_path, capsys):
     from asr.decode.beam import BeamConfig
-    from asr.decode.tune import save_beam_config
+    from asr.decode.beam import save_beam_config
 
     model = tmp_path / "exp" / "model.pt"
     rec.save(model)
     wave, text, _ = tone_sentence(random.Random(11), 3)
     sf.write(tmp_path / "x.wav", wave, SR)
-    lexicon, _ = char_lexicon(["AB", "CD"], rec.tokenizer.symbols)  # a lexicon of two words
+    lexicon, _ = model_lexicon(["AB", "CD"], rec.tokenizer)  # a lexicon of two words
     write_lexicon(tmp_path / "lex.txt", lexicon)
     save_beam_config(model.parent / "decode.yaml", BeamConfig(lexicon=str(tmp_path / "lex.txt")))
     assert main(["transcribe", str(model), str(tmp_path / "x.wav"), "--decoder", "greedy"]) == 0

@@ -2,8 +2,9 @@
 
 Given one utterance's log-probs ``(T', V)`` and the tokens a decoder chose, Viterbi forced
 alignment (``torchaudio.functional.forced_align``) gives each token its span of output frames.
-Tokens are grouped into words by the tokenizer's convention (character models: ``|`` separates
-words; sentencepiece: a piece starting with ``▁`` starts a word; phone models: one phone a word).
+Tokens are grouped into words by the tokenizer (``Tokenizer.word_groups``: character models:
+``|`` separates words; sentencepiece: a piece starting with ``▁`` starts a word; phone and word
+models: one token a word).
 A word runs from its first token's first frame to its last token's last frame; its confidence is
 the mean posterior of its tokens over those tokens' frames.
 
@@ -16,9 +17,6 @@ import torch
 import torchaudio.functional as AF
 
 from asr.decode.types import TokenSpan, WordTiming
-from asr.tokenizer import SPACE
-
-BPE_SPACE = "\u2581"  # sentencepiece's word-start mark "▁"
 
 
 def align_tokens(log_probs: torch.Tensor, tokens: list[int], blank: int = 0) -> list[TokenSpan]:
@@ -59,34 +57,10 @@ def align_tokens(log_probs: torch.Tensor, tokens: list[int], blank: int = 0) -> 
     return spans
 
 
-def group_words(spans: list[TokenSpan], symbols: list[str], kind: str
-                ) -> list[tuple[str, list[TokenSpan]]]:
-    """Group token spans into ``(word, spans)`` by the tokenizer ``kind`` (char, bpe, phone,
-    word): a phone or word model's tokens are its words."""
-    words: list[tuple[str, list[TokenSpan]]] = []
-    if kind in ("phone", "word"):
-        return [(symbols[s.token], [s]) for s in spans]
-    cur, cur_spans = "", []
-    for s in spans:
-        sym = symbols[s.token]
-        if kind == "bpe":
-            starts = sym.startswith(BPE_SPACE)
-            piece = sym[1:] if starts else sym
-            if starts and cur_spans:
-                words.append((cur, cur_spans))
-                cur, cur_spans = "", []
-            cur += piece
-            cur_spans.append(s)
-        elif sym == SPACE:
-            if cur_spans:
-                words.append((cur, cur_spans))
-            cur, cur_spans = "", []
-        else:
-            cur += sym
-            cur_spans.append(s)
-    if cur_spans:
-        words.append((cur, cur_spans))
-    return [(w, ss) for w, ss in words if w]
+def group_spans(spans: list[TokenSpan], tokenizer) -> list[tuple[str, list[TokenSpan]]]:
+    """Group aligned token spans into ``(word, spans)`` as the tokenizer groups its tokens."""
+    return [(w, [spans[i] for i in pos])
+            for w, pos in tokenizer.word_groups([s.token for s in spans])]
 
 
 def timed_word(word: str, spans: list[TokenSpan], frame_seconds: float, offset: float = 0.0
@@ -99,24 +73,22 @@ def timed_word(word: str, spans: list[TokenSpan], frame_seconds: float, offset: 
                       offset + spans[-1].end * frame_seconds, conf)
 
 
-def spans_to_words(spans: list[TokenSpan], symbols: list[str], kind: str, frame_seconds: float,
+def spans_to_words(spans: list[TokenSpan], tokenizer, frame_seconds: float,
                    offset: float = 0.0) -> list[WordTiming]:
     """Timed words from aligned token spans; ``offset`` (seconds) is added to every time."""
-    return [timed_word(w, ss, frame_seconds, offset)
-            for w, ss in group_words(spans, symbols, kind)]
+    return [timed_word(w, ss, frame_seconds, offset) for w, ss in group_spans(spans, tokenizer)]
 
 
 def word_timings(log_probs: torch.Tensor, tokens: list[int], tokenizer, frame_seconds: float,
                  offset: float = 0.0) -> list[WordTiming]:
-    """Timed, scored words of ``tokens`` decoded from one utterance's ``log_probs`` (T', V).
+    """Timed, scored words of ``tokens`` decoded from one utterance's ``log_probs`` (T', V):
+    the one definition of word times, used by every decoder.
 
     Args:
         log_probs: (T', V) log-posteriors of the utterance (valid frames only).
         tokens: token ids chosen by a decoder (no blanks, repeats collapsed).
-        tokenizer: gives ``symbols`` and ``kind`` ("char", "bpe", "phone" or "word").
+        tokenizer: gives ``symbols`` and groups tokens into words (``word_groups``).
         frame_seconds: duration of one output frame (``Recognizer.frame_seconds``).
         offset: seconds added to every time (a chunk's start in a long recording).
     """
-    spans = align_tokens(log_probs, tokens)
-    return spans_to_words(spans, tokenizer.symbols, getattr(tokenizer, "kind", "char"),
-                          frame_seconds, offset)
+    return spans_to_words(align_tokens(log_probs, tokens), tokenizer, frame_seconds, offset)

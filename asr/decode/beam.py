@@ -8,9 +8,10 @@ Two modes, as ``torchaudio.models.decoder.ctc_decoder``:
   n-gram whose vocabulary is the model's symbols (flashlight scores it at every token).
 
 Tokens are the model's symbols in id order, so flashlight ids equal ours (blank ``<blank>`` = 0).
-The silence token is ``|`` for character models (lexicon spellings end in it, as ``asr lm build``
-writes them); sentencepiece and phone models have no silence token, and the blank stands in for it
-(fairseq's convention), so ``sil_score`` then applies to blanks between words. Sentencepiece words
+The silence token is the tokenizer's word separator, ``|`` for character models (lexicon spellings
+end in it, as ``Tokenizer.spell`` writes them); sentencepiece, phone and word models have none, and
+the blank stands in for it (fairseq's convention), so ``sil_score`` then applies to blanks between
+words. The search runs through torchaudio's public ``CTCDecoder`` call. Sentencepiece words
 are delimited by the ``▁`` mark of their first piece, in lexicon-free mode too.
 
 Two details differ from calling ``ctc_decoder`` directly: character models are trained without a
@@ -36,7 +37,7 @@ import torch
 from asr.decode.align import word_timings
 from asr.decode.types import Hypothesis
 from asr.errors import UserError
-from asr.tokenizer import BLANK, SPACE
+from asr.tokenizer import BLANK
 
 
 @dataclass
@@ -93,9 +94,10 @@ def _quiet_stderr():
 
 
 def silence_token(tokenizer) -> str:
-    """The silence token flashlight uses: ``|`` for character models, else the blank."""
-    char = getattr(tokenizer, "kind", "") == "char" and SPACE in tokenizer.symbols
-    return SPACE if char else BLANK
+    """The silence token flashlight uses: the tokenizer's word separator (``|`` for character
+    models), else the blank."""
+    sep = tokenizer.separator
+    return sep if sep is not None and sep in tokenizer.symbols else BLANK
 
 
 def check_lexicon(path: str, symbols: list[str]) -> None:
@@ -138,11 +140,12 @@ class BeamDecoder:
         symbols = tokenizer.symbols
         if symbols[0] != BLANK:
             raise UserError("the tokenizer's symbol 0 must be the blank")
-        if cfg.lexicon and getattr(tokenizer, "kind", "") == "word":
+        if cfg.lexicon and tokenizer.lexicon_free:
             # flashlight's lexicon search reads a one-token word spiking over two frames as two
             # words (test_beam.py shows it; on AN4: 17 insertions instead of 3).
-            raise UserError("a word model decodes without a lexicon: its tokens are the words, "
-                            "and a word LM applies to them directly (drop the lexicon)")
+            raise UserError(f"a {tokenizer.kind} model decodes without a lexicon: its tokens "
+                            "are the words, and an LM applies to them directly (drop the "
+                            "lexicon)")
         if cfg.lexicon:
             check_lexicon(cfg.lexicon, symbols)
         if cfg.lm and not Path(cfg.lm).is_file():
@@ -168,18 +171,18 @@ class BeamDecoder:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UserError(f"cannot build the beam decoder: {msg}") from None
         self._silence = symbols.index(silence_token(tokenizer))
-        self._pad_silence = bool(cfg.lexicon) and symbols[self._silence] == SPACE
+        # Lexicon spellings end in the separator, but the model is trained without one after
+        # the last word: one closing separator frame lets that word complete.
+        self._pad_silence = bool(cfg.lexicon) and symbols[self._silence] != BLANK
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor | None = None,
-                 frame_seconds: float = 0.0, offsets: list[float] | None = None
-                 ) -> list[list[Hypothesis]]:
+                 frame_seconds: float = 0.0) -> list[list[Hypothesis]]:
         """Decode a batch.
 
         Args:
             log_probs: (B, T', V) log-posteriors (any device; decoded on CPU).
             lens: (B,) valid frames; None means all T'.
             frame_seconds: duration of one output frame, for word times; 0 skips word timing.
-            offsets: seconds added to each utterance's word times (default 0).
 
         Returns:
             per utterance, up to ``nbest`` hypotheses with distinct texts, best first; word
@@ -199,7 +202,7 @@ class BeamDecoder:
             seen: set[str] = set()
             best: list[Hypothesis] = []
             for r in self._search(em[b, :n]):
-                hyp = self._hypothesis(r, em[b, :n], frame_seconds, offsets[b] if offsets else 0.0)
+                hyp = self._hypothesis(r, em[b, :n], frame_seconds)
                 if hyp.text in seen:
                     continue
                 seen.add(hyp.text)
@@ -210,31 +213,72 @@ class BeamDecoder:
         return out
 
     def _search(self, em: torch.Tensor) -> list:
-        """flashlight's final hypotheses for one utterance's (T', V) emissions."""
+        """torchaudio's ``CTCHypothesis`` list for one utterance's (T', V) emissions."""
         if em.shape[0] == 0:
             return []
         if self._pad_silence:
-            # Lexicon spellings of character models end in "|" but the model is trained without
-            # one after the last word; a closing silence frame lets that word complete.
             pad = torch.full((1, em.shape[1]), -1e4)
             pad[0, self._silence] = 0.0
             em = torch.cat([em, pad])
-        em = em.contiguous()
-        return self._decoder.decoder.decode(em.data_ptr(), em.shape[0], em.shape[1])
+        return self._decoder(em.unsqueeze(0).contiguous())[0]
 
-    def _hypothesis(self, r, lp: torch.Tensor, frame_seconds: float, offset: float) -> Hypothesis:
-        # r.tokens has one entry per frame plus a leading and a trailing silence (flashlight).
-        path = list(r.tokens)[1:lp.shape[0] + 1]
-        tokens, steps, prev = [], [], 0
-        for t, s in enumerate(path):
-            if s != 0 and s != prev:
-                tokens.append(int(s))
-                steps.append(t)
-            prev = s
-        if self.cfg.lexicon:
-            text = " ".join(self._decoder.word_dict.get_entry(w) for w in r.words if w >= 0)
-        else:
-            text = self.tokenizer.decode(tokens)
-        words = word_timings(lp, tokens, self.tokenizer, frame_seconds, offset) \
+    def _hypothesis(self, r, lp: torch.Tensor, frame_seconds: float) -> Hypothesis:
+        # ``timesteps`` count flashlight's leading silence entry as step 0, so frame = step - 1;
+        # that leading silence, the trailing one and a padded closing frame are not tokens.
+        tokens, steps = [], []
+        for tok, step in zip(r.tokens.tolist(), r.timesteps.tolist()):
+            if 1 <= step <= lp.shape[0] and tok != 0:
+                tokens.append(int(tok))
+                steps.append(int(step) - 1)
+        text = " ".join(r.words) if self.cfg.lexicon else self.tokenizer.decode(tokens)
+        words = word_timings(lp, tokens, self.tokenizer, frame_seconds) \
             if frame_seconds > 0 and tokens else []
         return Hypothesis(text, tokens, steps, words, float(r.score))
+
+
+# --- decode.yaml: a BeamConfig on disk (written by tuning, read beside the model) -------------
+
+DECODE_YAML = "decode.yaml"
+
+
+def decode_yaml_path(model: str | os.PathLike) -> Path:
+    """Where the tuned settings of ``model`` live: ``decode.yaml`` in its folder."""
+    return Path(model).parent / DECODE_YAML
+
+
+def load_beam_config(path: str | os.PathLike) -> BeamConfig:
+    """Read a ``decode.yaml``; relative lexicon/LM paths are relative to its folder."""
+    import yaml
+
+    from asr.config import from_dict
+
+    p = Path(path)
+    try:
+        d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"cannot read {p}: {str(e).splitlines()[0]}") from None
+    cfg = from_dict(BeamConfig, d, prefix=p.name)
+    for key in ("lexicon", "lm"):
+        value = getattr(cfg, key)
+        if value and not os.path.isabs(value):
+            setattr(cfg, key, str(p.parent / value))
+    return cfg
+
+
+def save_beam_config(path: str | os.PathLike, cfg: BeamConfig) -> None:
+    """Write ``cfg`` as ``decode.yaml`` (lexicon/LM paths made absolute)."""
+    import yaml
+
+    from asr.fileio import atomic_write_text
+
+    d = asdict(cfg)
+    for key in ("lexicon", "lm"):
+        if d[key]:
+            d[key] = os.path.abspath(d[key])
+    atomic_write_text(path, yaml.safe_dump(d, sort_keys=False))
+
+
+def jsonable(cfg: BeamConfig) -> dict:
+    """A BeamConfig as a JSON-safe dict (infinite scores as strings)."""
+    return {k: (str(v) if isinstance(v, float) and math.isinf(v) else v)
+            for k, v in asdict(cfg).items()}

@@ -1,5 +1,10 @@
 """Greedy (best-path) CTC decoding: argmax per frame, collapse repeats, drop blanks.
 
+:class:`GreedyDecoder` has the call signature of :class:`~asr.decode.beam.BeamDecoder`:
+``decoder(log_probs (B, T', V), lens (B,) | None, frame_seconds) -> n-best lists``.
+Word times come from forced alignment of the chosen tokens (:mod:`asr.decode.align`), as in
+beam search; for the best path that alignment is the argmax path itself.
+
 Legend: B batch, T' output frames, V vocabulary (blank = 0).
 """
 
@@ -7,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from asr.decode.types import Hypothesis, WordTiming
+from asr.decode.align import word_timings
+from asr.decode.types import Hypothesis
 
 
 def ctc_best_path(log_probs: torch.Tensor, lens: torch.Tensor, blank: int = 0
@@ -34,46 +40,40 @@ def ctc_best_path(log_probs: torch.Tensor, lens: torch.Tensor, blank: int = 0
     return out
 
 
-def char_word_timings(symbols: list[str], tokens: list[int], steps: list[int],
-                      frame_seconds: float, probs: list[float], space: str = "|"
-                      ) -> list[WordTiming]:
-    """Split a character hypothesis at the word boundary symbol into timed words; a word's
-    confidence is the mean posterior of its characters."""
-    words: list[WordTiming] = []
-    cur, t0, t1, ps = "", 0, 0, []
-    for tok, t, p in zip(tokens, steps, probs):
-        sym = symbols[tok]
-        if sym == space:
-            if cur:
-                words.append(WordTiming(cur, t0 * frame_seconds, (t1 + 1) * frame_seconds,
-                                        sum(ps) / len(ps)))
-            cur, ps = "", []
-            continue
-        if not cur:
-            t0 = t
-        cur += sym
-        t1 = t
-        ps.append(p)
-    if cur:
-        words.append(WordTiming(cur, t0 * frame_seconds, (t1 + 1) * frame_seconds,
-                                sum(ps) / len(ps)))
-    return words
+class GreedyDecoder:
+    """Best-path decoding into one-element n-best lists of :class:`Hypothesis`.
+
+    Example:
+        >>> nbest = GreedyDecoder(rec.tokenizer)(log_probs, lens, rec.frame_seconds)
+        >>> nbest[0][0].text, nbest[0][0].words
+    """
+
+    nbest = 1
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor | None = None,
+                 frame_seconds: float = 0.0) -> list[list[Hypothesis]]:
+        """Decode a batch.
+
+        Args:
+            log_probs: (B, T', V) log-posteriors.
+            lens: (B,) valid frames; None means all T'.
+            frame_seconds: duration of one output frame, for word times; 0 skips word timing.
+        """
+        lp = log_probs.detach().float().cpu()
+        if lens is None:
+            lens = torch.full((lp.shape[0],), lp.shape[1] if lp.dim() == 3 else 0)
+        out = []
+        for b, (tokens, steps, score) in enumerate(ctc_best_path(lp, lens.cpu())):
+            words = word_timings(lp[b, :int(lens[b])], tokens, self.tokenizer, frame_seconds) \
+                if frame_seconds > 0 and tokens else []
+            out.append([Hypothesis(self.tokenizer.decode(tokens), tokens, steps, words, score)])
+        return out
 
 
 def greedy_decode(log_probs: torch.Tensor, lens: torch.Tensor, tokenizer,
                   frame_seconds: float) -> list[Hypothesis]:
-    """Greedy-decode a batch into Hypotheses with text, tokens, word timings and score."""
-    hyps = []
-    for b, (tokens, steps, score) in enumerate(ctc_best_path(log_probs, lens)):
-        text = tokenizer.decode(tokens)
-        words: list[WordTiming] = []
-        kind = getattr(tokenizer, "kind", "")
-        if kind in ("char", "word"):
-            probs = [float(log_probs[b, t, k].exp()) for k, t in zip(tokens, steps)]
-        if kind == "char":
-            words = char_word_timings(tokenizer.symbols, tokens, steps, frame_seconds, probs)
-        elif kind == "word":  # each token is a word; its span is the frame of its spike
-            words = [WordTiming(tokenizer.symbols[k], t * frame_seconds, (t + 1) * frame_seconds,
-                                p) for k, t, p in zip(tokens, steps, probs)]
-        hyps.append(Hypothesis(text, tokens, steps, words, score))
-    return hyps
+    """The best hypothesis of each utterance of a batch (``GreedyDecoder`` without n-best)."""
+    return [nb[0] for nb in GreedyDecoder(tokenizer)(log_probs, lens, frame_seconds)]

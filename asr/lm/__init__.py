@@ -1,29 +1,9 @@
 """Word n-gram LMs (ARPA, modified Kneser-Ney) and lexicons for lexicon-constrained CTC decoding."""
 
-from asr.lm.lexicon import (
-    bpe_lexicon,
-    char_lexicon,
-    read_tokens,
-    words_from_text,
-    write_lexicon,
-)
-from asr.lm.ngram import (
-    Discount,
-    KneserNeyModel,
-    NgramLM,
-    build_ngram_lm,
-    sentences_from_lines,
-)
+from asr.lm.lexicon import model_lexicon, words_from_text, write_lang, write_lexicon
+from asr.lm.ngram import Discount, KneserNeyModel, NgramLM, build_ngram_lm, sentences_from_lines
+from asr.lm.text import lm_sentences, read_text_lines
 
-__all__ = [
-    "Discount",
-    "KneserNeyModel",
-    "NgramLM",
-    "bpe_lexicon",
-    "build_ngram_lm",
-    "char_lexicon",
-    "read_tokens",
-    "sentences_from_lines",
-    "words_from_text",
-    "write_lexicon",
-]
+__all__ = ["Discount", "KneserNeyModel", "NgramLM", "build_ngram_lm", "lm_sentences",
+           "model_lexicon", "read_text_lines", "sentences_from_lines", "words_from_text",
+           "write_lang", "write_lexicon"]

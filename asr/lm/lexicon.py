@@ -8,6 +8,9 @@ line, then its tokens, separated by whitespace::
 
 Words the acoustic model cannot spell (a character missing from the token set, or a piece that
 sentencepiece maps to its unknown id) are skipped; the builders return how many.
+:func:`model_lexicon` and :func:`write_lang` take the spellings from a trained model's own
+tokenizer (``spell``), :func:`char_lexicon` and :func:`bpe_lexicon` from a token list or a
+sentencepiece model file.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Collection, Iterable
+from typing import Iterable
 
-from asr.errors import UserError
-from asr.manifest import atomic_write_text
+from asr.fileio import atomic_write_text
 
 Lexicon = dict[str, list[str]]
 
@@ -36,88 +38,47 @@ def words_from_text(lines: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def read_tokens(path: str | os.PathLike) -> list[str]:
-    """Read a token list: one token a line (the first field, so ``token id`` lines work too)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"tokens file not found: {p}")
-    with open(p, encoding="utf-8") as f:
-        tokens = [line.split()[0] for line in f if line.strip()]
-    if not tokens:
-        raise UserError(f"tokens file is empty: {p}")
-    return tokens
-
-
-def char_lexicon(
-    words: Iterable[str], tokens: Collection[str], boundary: str | None = "|"
-) -> tuple[Lexicon, int]:
-    """Spelling lexicon for a character CTC model: ``word -> [w, o, r, d, boundary]``.
+def model_lexicon(words: Iterable[str], tokenizer) -> tuple[Lexicon, int]:
+    """Lexicon of an acoustic model: ``word -> tokenizer.spell(word)``.
 
     Args:
-        words: the words to spell (e.g. the LM vocabulary); duplicates are spelled once.
-        tokens: the model's token set.
-        boundary (str | None, default "|"): word-boundary token appended to every spelling;
-            None appends nothing.
+        words: the words to spell (e.g. the LM vocabulary); duplicates are spelled once, in the
+            order of their first occurrence.
+        tokenizer: the model's tokenizer (:class:`asr.tokenizer.Tokenizer`): ``spell(word)``
+            gives a word's tokens, or None when the model cannot spell it.
 
     Returns:
-        (lexicon, number of distinct words skipped because a character is not a token).
-
-    Raises:
-        UserError: the boundary token is not in ``tokens``.
+        (lexicon, number of distinct words skipped because the model cannot spell them).
     """
-    token_set = set(tokens)
-    if boundary is not None and boundary not in token_set:
-        raise UserError(f"word-boundary token {boundary!r} is not in the token set")
-    tail = [] if boundary is None else [boundary]
     lexicon: Lexicon = {}
     skipped = 0
     for word in dict.fromkeys(words):
-        if all(ch in token_set for ch in word):
-            lexicon[word] = [*word, *tail]
+        spelling = tokenizer.spell(word)
+        if spelling:
+            lexicon[word] = list(spelling)
         else:
             skipped += 1
     return lexicon, skipped
 
 
-def bpe_lexicon(
-    words: Iterable[str], sp: "str | os.PathLike | object", tokens: Collection[str] | None = None
-) -> tuple[Lexicon, int]:
-    """BPE lexicon for a sentencepiece CTC model: ``word -> sp.encode(word, out_type=str)``.
-
-    Args:
-        words: the words to spell; duplicates are spelled once.
-        sp: a ``sentencepiece.SentencePieceProcessor`` or the path of its ``.model`` file.
-        tokens: optional token set of the acoustic model; pieces outside it also skip the word.
+def write_lang(out_dir: str | os.PathLike, tokenizer, words: Iterable[str]) -> tuple[int, int] | None:
+    """Write a model's decoding files into ``out_dir``: ``tokens.txt`` (its symbols in id order)
+    and, unless the tokenizer is ``lexicon_free`` (its tokens are what the LM scores: phones,
+    words), ``lexicon.txt`` spelling ``words`` (:func:`model_lexicon`).
 
     Returns:
-        (lexicon, number of distinct words skipped because a piece is unknown).
+        (words written, words skipped) or None for a lexicon-free model, whose stale
+        ``lexicon.txt`` is removed (a decoder given it would be wrong).
     """
-    sp = load_sentencepiece(sp) if isinstance(sp, (str, os.PathLike)) else sp
-    token_set = None if tokens is None else set(tokens)
-    unk = sp.unk_id()
-    lexicon: Lexicon = {}
-    skipped = 0
-    for word in dict.fromkeys(words):
-        pieces = sp.encode(word, out_type=str)
-        known = bool(pieces) and all(sp.piece_to_id(p) != unk for p in pieces)
-        if known and (token_set is None or all(p in token_set for p in pieces)):
-            lexicon[word] = pieces
-        else:
-            skipped += 1
-    return lexicon, skipped
-
-
-def load_sentencepiece(path: str | os.PathLike):
-    """Load a sentencepiece model file, with a UserError when it is missing or unreadable."""
-    import sentencepiece
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"sentencepiece model not found: {p}")
-    try:
-        return sentencepiece.SentencePieceProcessor(model_file=str(p))
-    except (OSError, RuntimeError) as e:
-        raise UserError(f"cannot load sentencepiece model {p}: {e}") from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "tokens.txt", "".join(s + "\n" for s in tokenizer.symbols))
+    if tokenizer.lexicon_free:
+        (out / "lexicon.txt").unlink(missing_ok=True)
+        return None
+    lexicon, skipped = model_lexicon(words, tokenizer)
+    write_lexicon(out / "lexicon.txt", lexicon)
+    return len(lexicon), skipped
 
 
 def write_lexicon(path: str | os.PathLike, lexicon: Lexicon) -> None:

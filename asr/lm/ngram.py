@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from asr.errors import UserError
-from asr.manifest import atomic_write_text
+from asr.fileio import atomic_write_text
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = frozenset((BOS, EOS, UNK))

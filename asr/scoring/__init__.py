@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr.errors import UserError
-from asr.scoring.align import (Counts, Normalization, Op, align_words, char_counts, counts_of,
-                               normalize_text, ref_position_errors)
+from asr.text import SCORING_DEFAULT, TextNorm
+from asr.scoring.align import (Counts, Op, align_words, char_counts, counts_of,
+                               ref_position_errors)
 from asr.scoring.io import ID_PREFIX_SOURCE, id_prefix_speaker
 from asr.scoring.report import write_reports
 from asr.scoring.stats import (BootstrapCI, Mapsswe, PairedBootstrap, bootstrap_wer, mapsswe,
                                paired_bootstrap, verdict)
 
 __all__ = [
-    "Comparison", "Counts", "Normalization", "ScoreResult", "SpeakerScore", "UttScore",
-    "compare", "score_texts", "write_reports",
+    "Comparison", "Counts", "ScoreResult", "SpeakerScore", "TextNorm", "UttScore",
+    "compare", "error_counts", "score_texts", "write_reports",
 ]
 
 BOOTSTRAP_UNITS = ("utterance", "speaker")
@@ -67,7 +68,7 @@ class ScoreResult:
     """Everything ``asr score`` reports for one hypothesis set (rates are fractions)."""
 
     utts: list[UttScore]
-    normalization: Normalization
+    normalization: TextNorm
     speaker_source: str
     words: Counts
     chars: Counts
@@ -139,9 +140,22 @@ def _speaker_scores(utts: list[UttScore], n_bootstrap: int, confidence: float,
     return out
 
 
+def error_counts(refs: list[str], hyps: list[str]) -> tuple[Counts, Counts]:
+    """Corpus word and character counts of already normalised pairs: the counting of
+    :func:`score_texts` without its report (training's dev WER, LM tuning).
+
+    Example:
+        >>> w, c = error_counts(["the cat"], ["the hat"])
+        >>> w.rate, c.errors
+        (0.5, 1)
+    """
+    words = sum((counts_of(o) for o in align_words(refs, hyps)), Counts())
+    return words, sum(char_counts(refs, hyps), Counts())
+
+
 def score_texts(refs: Mapping[str, str], hyps: Mapping[str, str], *,
                 speakers: Mapping[str, str] | None = None, speaker_source: str | None = None,
-                normalization: Normalization = Normalization(), n_bootstrap: int = 1000,
+                normalization: TextNorm = SCORING_DEFAULT, n_bootstrap: int = 1000,
                 bootstrap_unit: str = "utterance", confidence: float = 0.95, seed: int = 0,
                 ref_name: str = "ref", hyp_name: str = "hyp") -> ScoreResult:
     """Score hypotheses against references.
@@ -178,8 +192,8 @@ def score_texts(refs: Mapping[str, str], hyps: Mapping[str, str], *,
             raise UserError(f"no speaker for utterance '{missing[0]}'"
                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
         spk = {u: speakers[u] for u in ids}
-    r_norm = [normalize_text(refs[u], normalization) for u in ids]
-    h_norm = [normalize_text(hyps.get(u, ""), normalization) for u in ids]
+    r_norm = [normalization(refs[u]) for u in ids]
+    h_norm = [normalization(hyps.get(u, "")) for u in ids]
     ops = align_words(r_norm, h_norm)
     chars = char_counts(r_norm, h_norm)
     utts = [UttScore(u, spk[u], r, h, o, counts_of(o), c, u not in hyps)

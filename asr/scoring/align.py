@@ -1,4 +1,4 @@
-"""Text normalisation and edit-distance alignment of reference/hypothesis pairs.
+"""Edit-distance alignment and error counts of reference/hypothesis pairs (the only counter).
 
 Counting is delegated to jiwer (``process_words`` / ``process_characters``) so that every
 number agrees with jiwer exactly; empty references are handled here because some jiwer
@@ -7,7 +7,6 @@ versions refuse them. Alignment ops use sclite's letters: C (correct), S, D, I.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 
 import jiwer
@@ -17,62 +16,6 @@ import numpy as np
 Op = tuple[str, str | None, str | None]
 
 _JIWER_TAG = {"equal": "C", "substitute": "S", "replace": "S", "delete": "D", "insert": "I"}
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Text normalisation applied identically to references and hypotheses.
-
-    Whitespace is always collapsed (runs of whitespace become one space, ends stripped).
-
-    Args:
-        lowercase: Lower-case both sides (``str.lower``). Default False (keep case).
-        strip_punct: Replace Unicode punctuation (categories P*) by spaces, keeping an
-            apostrophe between two letters ("don't" stays one word). Default False.
-    """
-
-    lowercase: bool = False
-    strip_punct: bool = False
-
-    def describe(self) -> str:
-        """One line for reports, e.g. ``keep-case, punctuation kept, whitespace collapsed``."""
-        case = "lowercased" if self.lowercase else "keep-case"
-        punct = "punctuation stripped" if self.strip_punct else "punctuation kept"
-        return f"{case}, {punct}, whitespace collapsed"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "lowercase": self.lowercase,
-            "strip_punct": self.strip_punct,
-            "whitespace": "collapsed",
-            "cer_counts_spaces": True,
-            "description": self.describe(),
-        }
-
-
-def _strip_punct(text: str) -> str:
-    out = []
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch).startswith("P"):
-            inner = 0 < i < len(text) - 1 and text[i - 1].isalpha() and text[i + 1].isalpha()
-            out.append(ch if ch in "'\u2019" and inner else " ")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def normalize_text(text: str, norm: Normalization) -> str:
-    """Apply ``norm`` to one string.
-
-    Example:
-        >>> normalize_text("  Hello, World! ", Normalization(lowercase=True, strip_punct=True))
-        'hello world'
-    """
-    if norm.lowercase:
-        text = text.lower()
-    if norm.strip_punct:
-        text = _strip_punct(text)
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -100,6 +43,11 @@ class Counts:
     def rate(self) -> float:
         """(S+D+I)/N_ref; 0.0 when both are 0, ``inf`` for errors against an empty reference."""
         return error_rate(self.errors, self.ref_len)
+
+    def to_dict(self) -> dict[str, float]:
+        """``ref, sub, dele, ins, hits, rate`` (the ``wer``/``cer`` entries of ``wer.json``)."""
+        return {"ref": self.ref_len, "sub": self.subs, "dele": self.dels, "ins": self.ins,
+                "hits": self.hits, "rate": self.rate}
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.hits + other.hits, self.subs + other.subs,

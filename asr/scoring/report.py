@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asr.manifest import atomic_write_text
+from asr.fileio import atomic_write_text
 from asr.scoring.align import format_alignment
 
 if TYPE_CHECKING:  # runtime import would be circular: asr.scoring imports this module

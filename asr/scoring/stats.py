@@ -72,8 +72,15 @@ def _check(n_resamples: int, confidence: float, k: int) -> None:
         raise ValueError("cannot bootstrap an empty set of utterances")
 
 
+class _Result:
+    """A test result that reports itself as a plain dict (for JSON summaries)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class BootstrapCI:
+class BootstrapCI(_Result):
     """Percentile bootstrap interval of a corpus WER (fractions, not percent)."""
 
     low: float
@@ -82,9 +89,6 @@ class BootstrapCI:
     n_resamples: int
     unit: str
     seed: int
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def bootstrap_wer(errors: np.ndarray, ref_lens: np.ndarray, *, n_resamples: int = 1000,
@@ -128,7 +132,7 @@ def verdict(p_value: float, a_minus_b: float, alpha: float = 0.05,
 
 
 @dataclass(frozen=True)
-class PairedBootstrap:
+class PairedBootstrap(_Result):
     """Paired bootstrap of delta = WER_B - WER_A (negative: B is better).
 
     Attributes:
@@ -145,9 +149,6 @@ class PairedBootstrap:
     n_resamples: int
     unit: str
     seed: int
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def paired_bootstrap(errors_a: np.ndarray, errors_b: np.ndarray, ref_lens: np.ndarray, *,
@@ -233,7 +234,7 @@ def mapsswe_segments(a: RefErrors, b: RefErrors, min_good: int = 2) -> list[tupl
 
 
 @dataclass(frozen=True)
-class Mapsswe:
+class Mapsswe(_Result):
     """Matched-pairs sentence-segment word error test result.
 
     Attributes:
@@ -249,9 +250,6 @@ class Mapsswe:
     z: float
     p_value: float
     min_good: int
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def mapsswe(utts_a: list[RefErrors], utts_b: list[RefErrors], min_good: int = 2) -> Mapsswe:

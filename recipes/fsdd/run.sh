@@ -8,10 +8,11 @@
 #   bash recipes/fsdd/run.sh --corpus DIR --folds "theo jackson"   # some folds only
 #   bash recipes/fsdd/run.sh --smoke                          # fake 2-speaker corpus, tiny model
 #
-# Stages: 0 manifests: every LOSO fold; takes 0-4 of the 5 training speakers become the fold's
-# dev set (checkpoint averaging, LM weight), takes 5-49 its training set; the held-out speaker is
-# never seen before testing | 1 word LM from the fold's training text | 2 train each fold |
-# 3 greedy and beam+LM (lexicon of the ten digit words) decoding of each held-out speaker |
+# Stages: 0 manifests (`asr prepare fsdd --split loso --with-dev`): every LOSO fold; takes 0-4 of
+# the 5 training speakers become the fold's dev set (checkpoint averaging, LM weight), takes 5-49
+# its training set; the held-out speaker is never seen before testing | 1 word LM from the fold's
+# training text | 2 train each fold | 3 greedy and beam+LM decoding (word tokens: lexicon-free,
+# the LM over the ten digit words) of each held-out speaker |
 # 4 score, and one table in RESULTS.md: WER per held-out speaker and their mean.
 set -euo pipefail
 recipe=fsdd
@@ -27,16 +28,11 @@ if stage 0 "corpus and leave-one-speaker-out manifests"; then
         fake_corpus
     elif [ -z "$corpus" ]; then
         timed prepare download "$asr" prepare fsdd --download --corpus "$data/download" --out "$data" \
-            --split loso
+            --split loso --with-dev
         corpus=$(ls -d "$data"/download/free-spoken-digit-dataset-*)
     fi
-    timed prepare manifests "$asr" prepare fsdd --corpus "$corpus" --out "$data" --split loso
-    for test in "$data"/fsdd_loso_*_test.jsonl; do
-        fold=${test%_test.jsonl}
-        # ids are {digit}_{speaker}_{take}: takes 0-4 (the official test takes) -> dev
-        grep -E '"id": "[0-9]_[A-Za-z]+_[0-4]"' "${fold}_train.jsonl" > "${fold}_dev.jsonl"
-        grep -vE '"id": "[0-9]_[A-Za-z]+_[0-4]"' "${fold}_train.jsonl" > "${fold}_train5.jsonl"
-    done
+    # per fold: _test (the held-out speaker), _dev (takes 0-4 of the others), _train5 (takes 5-49)
+    timed prepare manifests "$asr" prepare fsdd --corpus "$corpus" --out "$data" --split loso --with-dev
 fi
 
 if [ -z "$folds" ]; then

@@ -17,8 +17,8 @@ from conftest import make_wav
 from .helpers import (BAD_AUDIO, ODD_AUDIO, assert_ok, assert_user_error, listing,
                       manifest_line, run_cli)
 
-# transcribe reads with its own chunked reader (asr/transcribe.py:iter_chunks), which checks the
-# header with asr.audio.audio_info only once patch P2 (docs/robustness.md) is applied.
+# transcribe reads in chunks, but checks each file's header with asr.audio.audio_info first, as
+# evaluate and train do: the same messages for all three commands.
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import sys
 import torch
 
 from asr.checkpoint import FORMAT, VERSION, atomic_save, safe_load
-from asr.manifest import atomic_write_text
+from asr.fileio import atomic_write_text
 
 KILLED_WRITER = """
 import os, sys
 from pathlib import Path
-from asr.manifest import temp_file_beside
+from asr.fileio import temp_file_beside
 fd, tmp = temp_file_beside(Path(sys.argv[1]))
 os.write(fd, b"half a checkpoint")
 os.kill(os.getpid(), 9)

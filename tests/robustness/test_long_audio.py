@@ -11,7 +11,8 @@ import pytest
 
 from asr.audio import audio_info
 from asr.inference import load_model
-from asr.transcribe import ChunkConfig, Transcriber
+from asr.chunks import ChunkConfig
+from asr.transcribe import Transcriber
 from conftest import record_chunked_reads
 
 from .helpers import sparse_wav

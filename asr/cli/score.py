@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from asr.errors import UserError
-from asr.scoring import Normalization, ScoreResult, compare, score_texts, write_reports
+from asr.scoring import ScoreResult, TextNorm, compare, score_texts, write_reports
 from asr.scoring.io import read_transcripts, resolve_speakers
 from asr.scoring.report import format_summary
 
@@ -77,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     ref = read_transcripts(args.ref)
     speakers, source = resolve_speakers(ref.texts, ref, args.utt2spk)
     opts = dict(speakers=speakers, speaker_source=source,
-                normalization=Normalization(args.lowercase, args.strip_punct),
+                normalization=TextNorm(case="lower" if args.lowercase else "keep",
+                                       strip_punct=args.strip_punct, nfkc=False),
                 n_bootstrap=args.bootstrap, bootstrap_unit=args.bootstrap_unit,
                 confidence=args.confidence, seed=args.seed, ref_name=args.ref)
     result = score_texts(ref.texts, read_transcripts(args.hyp).texts, hyp_name=args.hyp, **opts)
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m asr.scoring.cli REF HYP ...``."""
+    """Standalone entry point: ``python -m asr.cli.score REF HYP ...``."""
     parser = argparse.ArgumentParser(prog="asr")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["score", *(sys.argv[1:] if argv is None else argv)])

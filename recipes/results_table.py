@@ -1,5 +1,8 @@
 """Markdown results tables for a recipe's RESULTS.md, from ``asr score`` summary.json files.
 
+Recipe bookkeeping, not part of the ``asr`` library: recipes/common.sh's ``publish_results`` runs it
+with the environment's python (it needs ``asr`` importable, nothing from recipes/).
+
 One row per scored set (WER with its bootstrap CI, CER, SER, utterances; the decoder from the
 ``wer.json`` that ``asr evaluate``/``asr decode`` wrote beside the report), an optional mean row,
 and the provenance a reader needs to trust or reproduce the numbers: the command, the machine
@@ -9,7 +12,7 @@ and the provenance a reader needs to trust or reproduce the numbers: the command
 appends it, so rerunning a recipe refreshes its own table and leaves the others alone.
 
 Example:
-    python -m asr.scoring.results_table exp/decode_test_greedy/report/summary.json \\
+    python recipes/results_table.py exp/decode_test_greedy/report/summary.json \\
         exp/decode_test_beam/report/summary.json --title "2x128 BiLSTM" \\
         --command "bash recipes/fsdd/run.sh" --timing exp/timing.tsv \\
         --update recipes/fsdd/RESULTS.md --key fsdd-train
@@ -28,7 +31,7 @@ import sys
 from pathlib import Path
 
 from asr.errors import UserError
-from asr.manifest import atomic_write_text
+from asr.fileio import atomic_write_text
 
 COLUMNS = ["set", "decoder", "utterances", "WER %", "95% CI", "CER %", "SER %"]
 
@@ -182,7 +185,7 @@ def render(summaries: list[str], title: str, command: str, labels: list[str] | N
         lines.append(f"- model: {describe_config(config)}")
     lines.append(f"- command: `{command}`")
     lines.append(f"- machine: {machine()}")
-    lines.append(f"- commit: {git_commit(repo or Path(__file__).resolve().parents[2])}, "
+    lines.append(f"- commit: {git_commit(repo or Path(__file__).resolve().parents[1])}, "
                  f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
     if times:
         parts = ", ".join(f"{k} {_fmt_seconds(v)}" for k, v in times.items())
@@ -206,7 +209,7 @@ def update(path: str | os.PathLike, key: str, block: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asr.scoring.results_table",
+    p = argparse.ArgumentParser(prog="python recipes/results_table.py",
                                 description="Markdown results table from asr score summary.json files.")
     p.add_argument("summaries", nargs="+", metavar="SUMMARY.json")
     p.add_argument("--title", required=True, help="heading of the block")

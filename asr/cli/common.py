@@ -1,0 +1,121 @@
+"""What several subcommands parse alike: checked number types, ``--device``, the beam-search
+flags (merged with a ``decode.yaml`` beside the model into a typed :class:`BeamConfig`), and the
+``--decoder auto|greedy|beam`` choice."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+
+from asr.errors import UserError
+
+
+def _number(kind: type, lo: float, strict: bool):
+    """argparse type: a finite ``kind`` above ``lo`` (``strict``) or at least ``lo``."""
+    want = f"{'>' if strict else '>='} {lo:g}"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {want}, got {text!r}"
+                                             ) from None
+        if not math.isfinite(v) or v < lo or (strict and v == lo):
+            raise argparse.ArgumentTypeError(f"must be {want}, got {text}")
+        return v
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, NONNEG_INT = _number(int, 0, True), _number(int, 0, False)
+POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0, True), _number(float, 0, False)
+
+
+def check_device(name: str, allow_auto: bool = False) -> None:
+    """--device: cpu, cuda or cuda:N (and auto for training), and CUDA must be there."""
+    import torch
+
+    if allow_auto and name == "auto":
+        return
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name!r}: expected {'auto, ' if allow_auto else ''}cpu, "
+                        "cuda or cuda:N")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserError(f"--device {name}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= n:
+            raise UserError(f"--device {name}: this machine has {n} CUDA device(s)")
+
+
+BEAM_FLAGS = {  # flag -> (BeamConfig field, type, help)
+    "--lexicon": ("lexicon", str, "lexicon file (word t1 t2 ...); omit for lexicon-free search"),
+    "--lm": ("lm", str, "n-gram LM, ARPA or KenLM binary (a word LM with --lexicon)"),
+    "--beam-size": ("beam_size", int, "hypotheses kept per frame (default 50)"),
+    "--beam-size-token": ("beam_size_token", int, "tokens tried per frame (default all)"),
+    "--beam-threshold": ("beam_threshold", float, "prune this far below the best (default 25)"),
+    "--lm-weight": ("lm_weight", float, "LM weight (default 0.5)"),
+    "--word-score": ("word_score", float, "score added per word (default 0)"),
+    "--unk-score": ("unk_score", float, "score per out-of-lexicon word (default -inf: none)"),
+    "--sil-score": ("sil_score", float, "score per silence token (default 0)"),
+}
+
+
+def add_decoder_arguments(p: argparse.ArgumentParser, default: str = "auto") -> None:
+    """``--decoder`` and the beam search flags shared by ``asr evaluate`` and ``asr
+    transcribe``; unset flags keep the value from ``decode.yaml`` beside the model, or the
+    BeamConfig default."""
+    p.add_argument("--decoder", default=default, choices=["auto", "greedy", "beam"],
+                   help="auto: beam search when --lm/--lexicon is given or a decode.yaml lies "
+                        f"beside the model (default {default})")
+    g = p.add_argument_group("beam search (flashlight CTC decoder)")
+    for flag, (dest, tp, help_) in BEAM_FLAGS.items():
+        g.add_argument(flag, dest=dest, type=tp, default=None, help=help_)
+    g.add_argument("--nbest", type=int, default=None, help="hypotheses kept per utterance")
+    g.add_argument("--ignore-decode-yaml", action="store_true",
+                   help="do not read decode.yaml beside the model")
+
+
+def beam_config(a: argparse.Namespace, model: str | os.PathLike, force: bool = False):
+    """The BeamConfig that ``a`` asks for, or None for greedy decoding.
+
+    ``decode.yaml`` beside ``model`` (unless ignored) is read first, then the flags apply.
+    ``--decoder auto`` picks beam search when a flag names an LM or lexicon or a decode.yaml
+    was read; ``force`` (tuning) always gives a BeamConfig.
+    """
+    from asr.decode.beam import BeamConfig, decode_yaml_path, load_beam_config
+
+    if a.decoder == "greedy" and not force:
+        return None
+    yaml_path = decode_yaml_path(model)
+    found = yaml_path.is_file() and not a.ignore_decode_yaml
+    base = load_beam_config(yaml_path) if found else BeamConfig()
+    over = {dest: getattr(a, dest) for dest, _, _ in BEAM_FLAGS.values()
+            if getattr(a, dest) is not None}
+    if a.nbest is not None:
+        over["nbest"] = a.nbest
+    try:
+        cfg = dataclasses.replace(base, **over)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if a.decoder == "auto" and not (force or found or cfg.lm or cfg.lexicon):
+        return None
+    return cfg
+
+
+def parse_floats(text: str, flag: str) -> list[float]:
+    """A comma-separated list of numbers (a tuning grid)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated numbers, got '{text}'") from None
+    if not values:
+        raise UserError(f"{flag} is empty")
+    return values
