@@ -71,8 +71,12 @@ class FeatureConfig:
 
     @property
     def dim(self) -> int:
-        base = self.n_mfcc if KINDS[self.kind].cepstral else self.n_mels
-        return base * (1 + self.deltas)
+        return self.coefficients * (1 + self.deltas)
+
+    @property
+    def coefficients(self) -> int:
+        """Values per frame before deltas: cepstra for MFCC, else mel bands."""
+        return self.n_mfcc if KINDS[self.kind].cepstral else self.n_mels
 
     def num_frames(self, num_samples: int) -> int:
         """Frames the feature extractor yields for ``num_samples`` samples."""

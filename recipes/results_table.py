@@ -105,17 +105,14 @@ def machine() -> str:
 
 def describe_config(path: str | os.PathLike) -> str:
     """One line from a resolved ``config.yaml``: features, model, tokenizer, epochs."""
-    import yaml
+    from asr.config import load_config
 
-    try:
-        c = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        f, m, t, tr = c["features"], c["model"], c["tokenizer"], c["train"]
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read config {path}: {e}") from None
-    direction = "Bi" if m["bidirectional"] else ""
-    return (f"{f['kind']} {f['n_mfcc'] if f['kind'] == 'mfcc' else f['n_mels']} @ {f['sample_rate']} Hz; "
-            f"{m['layers']}x{m['hidden']} {direction}{m['cell'].upper()}, {m['subsampling']} "
-            f"subsampling x{m['subsample']}; {t['kind']} tokens; epochs {tr['epochs']}")
+    cfg = load_config(Path(path))  # one-line UserError for a missing or malformed file
+    f, m = cfg.features, cfg.model
+    direction = "Bi" if m.bidirectional else ""
+    return (f"{f.kind} {f.coefficients} @ {f.sample_rate} Hz; "
+            f"{m.layers}x{m.hidden} {direction}{m.cell.upper()}, {m.subsampling} "
+            f"subsampling x{m.subsample}; {cfg.tokenizer.kind} tokens; epochs {cfg.train.epochs}")
 
 
 def git_commit(repo: Path) -> str:

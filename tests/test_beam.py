@@ -118,6 +118,12 @@ def test_bad_settings_are_one_line_user_errors(tmp_path, lm_files):
         BeamDecoder(TOK, BeamConfig(lexicon=str(bad)))
     with pytest.raises(UserError, match="language model file not found"):
         BeamDecoder(TOK, BeamConfig(lm=str(tmp_path / "nope.arpa")))
+    (tmp_path / "bad.arpa").write_text("not\nan arpa file\n")
+    with pytest.raises(UserError) as e:  # KenLM's own text is not passed on
+        BeamDecoder(TOK, BeamConfig(lm=str(tmp_path / "bad.arpa")))
+    assert str(e.value) == (f"cannot build the beam decoder from the language model "
+                            f"{tmp_path / 'bad.arpa'} (not an ARPA or KenLM binary file it can "
+                            "read, or its words do not fit the lexicon)")
     with pytest.raises(ValueError, match="nbest"):
         BeamConfig(nbest=5, beam_size=2)
     with pytest.raises(ValueError, match="3-D"):

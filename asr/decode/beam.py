@@ -167,9 +167,11 @@ class BeamDecoder:
                     word_score=cfg.word_score, unk_score=cfg.unk_score, sil_score=cfg.sil_score,
                     log_add=cfg.log_add, blank_token=BLANK, sil_token=silence_token(tokenizer),
                     unk_word="<unk>")
-        except (RuntimeError, ValueError, IndexError) as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(f"cannot build the beam decoder: {msg}") from None
+        except (RuntimeError, ValueError, IndexError):  # KenLM's and flashlight's own texts
+            what = (f"the language model {cfg.lm} (not an ARPA or KenLM binary file it can read, "
+                    "or its words do not fit the lexicon)") if cfg.lm else \
+                f"the lexicon {cfg.lexicon}"
+            raise UserError(f"cannot build the beam decoder from {what}") from None
         self._silence = symbols.index(silence_token(tokenizer))
         # Lexicon spellings end in the separator, but the model is trained without one after
         # the last word: one closing separator frame lets that word complete.
