@@ -23,11 +23,6 @@ from asr.manifest import Utterance
 log = logging.getLogger(__name__)
 
 
-def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
-    """Frames the feature extractor yields for ``num_samples`` samples."""
-    return cfg.num_frames(num_samples)
-
-
 def ctc_min_frames(targets: list[int]) -> int:
     """Fewest frames CTC needs for ``targets``: one per token plus a blank between repeats."""
     repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
@@ -77,9 +72,9 @@ def filter_utterances(utts: list[Utterance], encode, fcfg: FeatureConfig, dcfg: 
             counts["too_short"] += 1
             continue
         samples = int(u.duration * fcfg.sample_rate)
-        frames = num_frames(samples, fcfg)
+        frames = fcfg.num_frames(samples)
         short = perturbed_length(samples, fcfg.sample_rate, slowest)
-        avail = math.ceil(num_frames(short, fcfg) / subsample)
+        avail = math.ceil(fcfg.num_frames(short) / subsample)
         if avail < ctc_min_frames(targets):
             counts["ctc_infeasible"] += 1
             continue
@@ -253,7 +248,7 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
     speeds = dcfg.speed_perturb or [1.0]
     choice = torch.randint(0, len(speeds), (len(examples),), generator=gen).tolist()
     sr = source.fcfg.sample_rate
-    frames = [num_frames(perturbed_length(int(ex.utt.duration * sr), sr, speeds[c]), source.fcfg)
+    frames = [source.fcfg.num_frames(perturbed_length(int(ex.utt.duration * sr), sr, speeds[c]))
               for ex, c in zip(examples, choice)]
     batches = make_batches(frames, dcfg.max_frames, dcfg.max_batch, dcfg.num_buckets, gen)
     aug_seeds = torch.randint(0, 2**62, (len(batches),), generator=gen).tolist()

@@ -16,14 +16,15 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import atomic_save
-from asr.decode.beam import DECODE_YAML, BeamConfig, BeamDecoder, jsonable, save_beam_config
+from asr.decode.beam import BeamConfig, BeamDecoder
 from asr.decode.greedy import GreedyDecoder
 from asr.errors import UserError
 from asr.fileio import atomic_write_text, check_output_dir
 from asr.inference import Recognizer
 from asr.manifest import Utterance, read_manifest
-from asr.scoring import score_texts, write_reports
-from asr.tune import TuneGrid, default_sil_scores, grid_search
+from asr.scoring import json_ready, score_texts, write_reports
+from asr.tune import (DECODE_YAML, TuneGrid, default_sil_scores, grid_search, jsonable,
+                      save_beam_config)
 
 EMISSIONS = "emissions.pt"
 
@@ -117,14 +118,18 @@ def evaluate(rec: Recognizer, manifest: str | Path, out_dir: str | Path,
         atomic_write_text(out / "tune.json", json.dumps(
             {"grid": table, "best": jsonable(beam)}, indent=2) + "\n")
         save_beam_config(out / DECODE_YAML, beam)
-    atomic_write_text(out / "wer.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "wer.json", json.dumps(json_ready(summary), indent=2) + "\n")
     return {**summary, "tuned": beam if table is not None else None}
 
 
 def format_summary(s: dict) -> str:
+    """One sclite-like line; a rate against an empty reference (inf, or None in JSON) is 'inf'."""
+    def pct(x) -> str:
+        return "inf" if x is None or x == float("inf") else f"{100 * x:.2f}"
+
     w, c = s["wer"], s["cer"]
-    return (f"%WER {100 * w['rate']:.2f} [ {w['sub'] + w['dele'] + w['ins']} / {w['ref']}, "
+    return (f"%WER {pct(w['rate'])} [ {w['sub'] + w['dele'] + w['ins']} / {w['ref']}, "
             f"{w['sub']} sub, {w['dele']} del, {w['ins']} ins ]  "
-            f"%CER {100 * c['rate']:.2f}  "
-            + (f"%SER {100 * s['ser']:.2f}  " if "ser" in s else "")
+            f"%CER {pct(c['rate'])}  "
+            + (f"%SER {pct(s['ser'])}  " if "ser" in s else "")
             + f"({s['utterances']} utterances)")

@@ -19,7 +19,7 @@ import torch
 
 from asr.checkpoint import FORMAT, VERSION, atomic_save, load_model_file
 from asr.config import ExperimentConfig, from_dict, to_dict
-from asr.data import FeatureSource, make_batches, num_frames
+from asr.data import FeatureSource, make_batches
 from asr.decode.greedy import GreedyDecoder
 from asr.decode.types import Hypothesis
 from asr.errors import UserError
@@ -39,7 +39,13 @@ class Recognizer:
         >>> model = asr.load_model("exp/an4/model.pt")
         >>> model.transcribe(["a.wav", "b.flac"])
         ['YES', 'GO']
+
+    Attributes:
+        path: the model file it was loaded from (None when built in memory); a ``decode.yaml``
+            beside it selects beam search, as for ``asr evaluate`` and ``asr transcribe``.
     """
+
+    path: str | None = None
 
     def __init__(self, cfg: ExperimentConfig, tokenizer, cmvn: dict[str, torch.Tensor],
                  state: dict[str, torch.Tensor] | None = None, device: str = "cpu",
@@ -67,12 +73,15 @@ class Recognizer:
         obj = load_model_file(path)  # weights only, every part present
         try:
             cfg = from_dict(ExperimentConfig, obj["config"])
-            tokenizer = tokenizer_from_dict(obj["tokenizer"])
         except (UserError, ValueError) as e:  # our own one-line messages
             raise UserError(f"{path}: the model file does not fit this asr ({e})") from None
-        except (RuntimeError, KeyError):  # e.g. a damaged sentencepiece model
-            raise UserError(f"{path}: the model file's tokenizer is damaged") from None
+        tokenizer = load_tokenizer(path, obj)
+        dims = {k: tuple(v.shape) for k, v in obj["cmvn"].items()}
+        if any(d != (cfg.features.dim,) for d in dims.values()):
+            raise UserError(f"{path}: its CMVN statistics {dims} do not fit its "
+                            f"{cfg.features.dim} features")
         rec = cls(cfg, tokenizer, obj["cmvn"], None, device)
+        rec.path = os.fspath(path)
         own, state = rec.model.state_dict(), obj["model"]
         wrong = [k for k in own if k not in state or own[k].shape != state[k].shape]
         extra = [k for k in state if k not in own]
@@ -116,7 +125,7 @@ class Recognizer:
         """Yield ``(ids, log_probs (B, T', V), out_lens (B,))`` over manifest utterances,
         batched by length so that a batch's padded input stays within ``max_frames``."""
         fcfg = self.cfg.features
-        frames = [max(1, num_frames(int(u.duration * fcfg.sample_rate), fcfg)) for u in utts]
+        frames = [max(1, fcfg.num_frames(int(u.duration * fcfg.sample_rate))) for u in utts]
         for idx in make_batches(frames, max_frames, max_batch, 1, None):
             log_probs, lens = self.forward([self.source(utts[i]) for i in idx])
             yield [utts[i].id for i in idx], log_probs, lens
@@ -132,8 +141,20 @@ class Recognizer:
             out.update(zip(ids, (nb[0] for nb in decoder(log_probs, lens, fs))))
         return out
 
-    def recognize(self, paths: Iterable[str | os.PathLike]) -> list[Hypothesis]:
-        """Decode audio files (any format soundfile reads, any rate, any channel count)."""
+    def decoder(self, decoder: str = "auto"):
+        """The decoder ``asr evaluate``/``asr transcribe`` use for this model by default
+        (:func:`asr.tune.choose_beam`): beam search with the ``decode.yaml`` beside the model
+        file when there is one ("auto"), else greedy; "greedy" or "beam" force the choice."""
+        from asr.decode.beam import BeamDecoder
+        from asr.tune import choose_beam
+
+        beam = choose_beam(self.path, decoder)
+        return GreedyDecoder(self.tokenizer) if beam is None else BeamDecoder(self.tokenizer, beam)
+
+    def recognize(self, paths: Iterable[str | os.PathLike], decoder: str = "auto"
+                  ) -> list[Hypothesis]:
+        """Decode audio files (any format soundfile reads, any rate, any channel count), each
+        whole, with :meth:`decoder` (``decoder``: auto, greedy or beam)."""
         from asr.audio import audio_info
 
         utts = []
@@ -141,12 +162,23 @@ class Recognizer:
             p = os.fspath(p)
             info = audio_info(p)  # fail early, with the file named; reads the header only
             utts.append(Utterance(f"{i:08d}", p, info.duration, "", ""))
-        hyps = self.decode_utterances(utts)
+        hyps = self.decode_utterances(utts, self.decoder(decoder))
         return [hyps[u.id] for u in utts]
 
-    def transcribe(self, paths: Iterable[str | os.PathLike]) -> list[str]:
+    def transcribe(self, paths: Iterable[str | os.PathLike], decoder: str = "auto") -> list[str]:
         """One text per audio file, in input order."""
-        return [h.text for h in self.recognize(paths)]
+        return [h.text for h in self.recognize(paths, decoder)]
+
+
+def load_tokenizer(path: str | os.PathLike, obj: dict | None = None):
+    """The tokenizer of a model file (``obj``: the file already loaded), one line if damaged."""
+    obj = obj if obj is not None else load_model_file(path)
+    try:
+        return tokenizer_from_dict(obj["tokenizer"])
+    except ValueError as e:  # our own message (an unknown kind)
+        raise UserError(f"{path}: the model file does not fit this asr ({e})") from None
+    except (RuntimeError, KeyError, TypeError):  # e.g. a damaged sentencepiece model
+        raise UserError(f"{path}: the model file's tokenizer is damaged") from None
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> Recognizer:

@@ -235,7 +235,6 @@ class BPETokenizer(Tokenizer):
                          lambda s: s.removeprefix(BPE_SPACE))
 
 
-
 @register
 class PhoneTokenizer(Tokenizer):
     """Phones. With a lexicon, words map to phone strings; without one, the text already is a
@@ -304,7 +303,6 @@ class PhoneTokenizer(Tokenizer):
         return " ".join(self.symbols[i] for i in ids if i != 0)
 
 
-
 @register
 class WordTokenizer(PhoneTokenizer):
     """Whole words of the training text, one token each: for small closed vocabularies (digits,
@@ -320,7 +318,6 @@ class WordTokenizer(PhoneTokenizer):
     def build(cls, texts: Iterable[str], cfg: TokenizerConfig | None = None  # type: ignore[override]
               ) -> "WordTokenizer":
         return cls([BLANK] + sorted({w for t in texts for w in t.split()}))
-
 
 
 def build_tokenizer(cfg: TokenizerConfig, texts: list[str]) -> Tokenizer:

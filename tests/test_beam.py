@@ -14,13 +14,13 @@ import torch
 import yaml
 
 from asr.cli import main
-from asr.decode.beam import BeamConfig, BeamDecoder, load_beam_config, save_beam_config
+from asr.decode.beam import BeamConfig, BeamDecoder
 from asr.decode.greedy import greedy_decode
 from asr.errors import UserError
 from asr.inference import Recognizer
 from asr.lm import build_ngram_lm, model_lexicon, sentences_from_lines, write_lexicon
 from asr.tokenizer import BLANK, CharTokenizer
-from asr.tune import grid_search
+from asr.tune import grid_search, load_beam_config, save_beam_config
 
 TOK = CharTokenizer(["<blank>", "|", "A", "C", "D", "G", "K", "O", "T"])
 FRAME = 0.02

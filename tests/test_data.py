@@ -13,7 +13,7 @@ import torch
 from asr.audio import add_noise, speed_perturb
 from asr.config import DataConfig
 from asr.data import (FeatureSource, ctc_min_frames, draw_wave_aug,
-                      filter_utterances, make_batches, num_frames, train_batches)
+                      filter_utterances, make_batches, train_batches)
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.manifest import Utterance, read_manifest
 from asr.tokenizer import CharTokenizer
@@ -53,7 +53,7 @@ def test_filter_utterances_reasons_and_counts(caplog):
     caplog.set_level(logging.INFO, logger="asr.data")
     kept = filter_utterances(utts, tok.encode, fcfg, dcfg, subsample=4, what="train")
     assert [e.utt.id for e in kept] == ["ok", "just_fits"]
-    assert kept[0].targets == [2, 3] and kept[0].frames == num_frames(16000, fcfg) == 98
+    assert kept[0].targets == [2, 3] and kept[0].frames == fcfg.num_frames(16000) == 98
     assert kept[1].frames == 18
     log = caplog.text
     assert "kept 2 of 8" in log
@@ -81,12 +81,12 @@ def test_kept_utterances_are_feasible_at_the_speed_actually_applied(seconds):
     fcfg, sub = FeatureConfig(kind="fbank"), 4
     dcfg = DataConfig(speed_perturb=[1.1], max_duration=10.0)
     n = int(seconds * 16000)
-    predicted = math.ceil(num_frames(int(seconds * 16000 / 1.1), fcfg) / sub)
+    predicted = math.ceil(fcfg.num_frames(int(seconds * 16000 / 1.1)) / sub)
     utt = _utt("u", _alternating(predicted), seconds)  # exactly at the filter's boundary
     kept = filter_utterances([utt], tok.encode, fcfg, dcfg, sub, "train")
     if kept:
         wave_len = len(speed_perturb(torch.zeros(n), 16000, 1.1))
-        avail = math.ceil(num_frames(wave_len, fcfg) / sub)
+        avail = math.ceil(fcfg.num_frames(wave_len) / sub)
         assert avail >= ctc_min_frames(kept[0].targets), (
             f"{seconds} s kept, but speed 1.1 leaves {wave_len} samples -> {avail} frames "
             f"< {ctc_min_frames(kept[0].targets)} needed")

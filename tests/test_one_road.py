@@ -71,3 +71,41 @@ def test_a_file_shorter_than_a_segment_is_decoded_whole(files):
         assert len(chunk.wave) == sf.info(str(p)).frames
         # with segments shorter than the file, it is cut at its pause
         assert len(list(iter_chunks(str(p), SR, ChunkConfig(chunk_seconds=2.0)))) >= 2
+
+
+def test_a_decode_yaml_beside_the_model_switches_all_three_to_the_same_beam_search(
+        files, tmp_path, capsys):
+    """decode.yaml (written by --tune) makes evaluate, transcribe and the API beam-search alike;
+    a two-word lexicon makes beam search visibly differ from greedy."""
+    from asr.decode.beam import BeamConfig
+    from asr.inference import load_model
+    from asr.lm import model_lexicon, write_lexicon
+    from asr.tune import save_beam_config
+
+    d, _, paths = files
+    model = tmp_path / "exp" / "model.pt"
+    tone_recognizer().save(model)
+    lexicon, _ = model_lexicon(["AB", "CD"], tone_recognizer().tokenizer)
+    write_lexicon(tmp_path / "lex.txt", lexicon)
+    save_beam_config(model.parent / "decode.yaml", BeamConfig(lexicon=str(tmp_path / "lex.txt")))
+    code, _, err = run_cli(["evaluate", model, d / "set.jsonl", "--out", tmp_path / "e"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "e" / "wer.json").read_text())
+    assert summary["decoder"]["type"] == "beam"
+    evaluated = [line.split(" ", 1)[1] for line in (tmp_path / "e" / "hyp.txt").read_text()
+                 .splitlines()]
+    code, out, err = run_cli(["transcribe", model, *paths], capsys)
+    assert code == 0, err
+    rec = load_model(model)
+    assert evaluated == out.splitlines() == rec.transcribe(paths)
+    assert all(set(t.split()) <= {"AB", "CD"} for t in evaluated)
+    assert rec.transcribe(paths, "greedy") != evaluated  # the lexicon changed the text
+
+
+def test_tuning_needs_beam_search_and_an_lm(files, capsys):
+    d, model, _ = files
+    code, _, err = run_cli(["evaluate", model, d / "set.jsonl", "--tune", "--decoder", "greedy"],
+                           capsys)
+    assert code == 2 and "cannot go with --decoder greedy" in err
+    code, _, err = run_cli(["evaluate", model, d / "set.jsonl", "--tune"], capsys)
+    assert code == 2 and "--tune needs a language model" in err

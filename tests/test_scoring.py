@@ -202,3 +202,20 @@ def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "u9" in err and "not in the reference" in err
     assert _cli([str(ref), str(tmp_path / "missing"), "--bootstrap", "0"]) == 2
+
+
+def test_one_empty_reference_rule_everywhere():
+    """An empty reference with errors: an infinite rate in Python, null in JSON; 0/0 is 0."""
+    import json
+
+    from asr.evaluate import format_summary
+    from asr.scoring import error_counts, json_ready
+
+    words, chars = error_counts([""], ["a b"])
+    assert (words.ins, words.rate, chars.rate) == (2, float("inf"), float("inf"))
+    assert error_counts([""], [""])[0].rate == 0.0
+    assert score_texts({"u": ""}, {"u": "a b"}, n_bootstrap=0).wer == float("inf")
+    d = json.loads(json.dumps(json_ready({"wer": words.to_dict()})))
+    assert d["wer"]["rate"] is None and d["wer"]["ins"] == 2
+    line = format_summary({"wer": d["wer"], "cer": chars.to_dict(), "utterances": 1})
+    assert line.startswith("%WER inf [ 2 / 0, 0 sub, 0 del, 2 ins ]")

@@ -290,7 +290,7 @@ def test_output_formats(model_file, recording, tmp_path, capsys):
 
 def test_decode_yaml_beside_the_model_selects_beam_search(rec, recording, tmp_path, capsys):
     from asr.decode.beam import BeamConfig
-    from asr.decode.beam import save_beam_config
+    from asr.tune import save_beam_config
 
     model = tmp_path / "exp" / "model.pt"
     rec.save(model)

@@ -5,7 +5,6 @@ flags (merged with a ``decode.yaml`` beside the model into a typed :class:`BeamC
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 
@@ -83,31 +82,16 @@ def add_decoder_arguments(p: argparse.ArgumentParser, default: str = "auto") -> 
                    help="do not read decode.yaml beside the model")
 
 
-def beam_config(a: argparse.Namespace, model: str | os.PathLike, force: bool = False):
-    """The BeamConfig that ``a`` asks for, or None for greedy decoding.
+def beam_config(a: argparse.Namespace, model: str | os.PathLike, decoder: str | None = None):
+    """The BeamConfig that ``a`` asks for, or None for greedy decoding: the flags as overrides
+    of :func:`asr.tune.choose_beam` (``decoder`` replaces ``--decoder``)."""
+    from asr.tune import choose_beam
 
-    ``decode.yaml`` beside ``model`` (unless ignored) is read first, then the flags apply.
-    ``--decoder auto`` picks beam search when a flag names an LM or lexicon or a decode.yaml
-    was read; ``force`` (tuning) always gives a BeamConfig.
-    """
-    from asr.decode.beam import BeamConfig, decode_yaml_path, load_beam_config
-
-    if a.decoder == "greedy" and not force:
-        return None
-    yaml_path = decode_yaml_path(model)
-    found = yaml_path.is_file() and not a.ignore_decode_yaml
-    base = load_beam_config(yaml_path) if found else BeamConfig()
     over = {dest: getattr(a, dest) for dest, _, _ in BEAM_FLAGS.values()
             if getattr(a, dest) is not None}
     if a.nbest is not None:
         over["nbest"] = a.nbest
-    try:
-        cfg = dataclasses.replace(base, **over)
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if a.decoder == "auto" and not (force or found or cfg.lm or cfg.lexicon):
-        return None
-    return cfg
+    return choose_beam(model, decoder or a.decoder, over, a.ignore_decode_yaml)
 
 
 def parse_floats(text: str, flag: str) -> list[float]:

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from asr.cli.common import add_decoder_arguments
+from asr.errors import UserError
 
 
 def add_parser(sub) -> None:
@@ -42,16 +43,19 @@ def _register(sub, name: str, decoder: str, help_: str) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from asr.cli.common import beam_config, check_device, parse_floats
-    from asr.decode.beam import decode_yaml_path, save_beam_config
     from asr.evaluate import evaluate, format_summary, manifest_key
     from asr.inference import load_model
-    from asr.tune import TuneGrid
+    from asr.tune import TuneGrid, decode_yaml_path, save_beam_config
 
     check_device(a.device)
+    if a.tune and a.decoder == "greedy":
+        raise UserError("--tune searches beam-search settings: it cannot go with --decoder greedy")
     rec = load_model(a.model, a.device)
-    beam = beam_config(a, a.model, force=a.tune)
+    beam = beam_config(a, a.model, "beam" if a.tune else None)
     tune = None
     if a.tune:
+        if not beam.lm:
+            raise UserError("--tune needs a language model to weigh (--lm, or one in decode.yaml)")
         sil = (parse_floats(a.sil_scores, "--sil-scores") if a.sil_scores is not None
                else [beam.sil_score] if a.sil_score is not None  # an explicit value is kept
                else None)

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write OUT/tokens.txt (the model's token symbols in id order) and, unless the "
         "model decodes lexicon-free (phone and word models: their tokens are the words), "
         "OUT/lexicon.txt spelling every word of TEXT with the model's tokenizer, for "
-        "'asr decode --lexicon'. Words the model cannot spell are skipped.",
+        "'asr evaluate --lexicon'. Words the model cannot spell are skipped.",
     )
     p.add_argument("model", type=Path, metavar="MODEL", help="model file (model.pt)")
     p.add_argument("text", nargs="+", metavar="TEXT",
@@ -88,10 +88,9 @@ def run(args: argparse.Namespace) -> int:
 def run_lang(args: argparse.Namespace) -> int:
     """Write ``tokens.txt`` and (unless lexicon-free) ``lexicon.txt`` of ``args.model`` into
     ``args.out``; returns the exit status."""
-    from asr.checkpoint import load_model_file
-    from asr.tokenizer import tokenizer_from_dict
+    from asr.inference import load_tokenizer
 
-    tok = tokenizer_from_dict(load_model_file(args.model)["tokenizer"])
+    tok = load_tokenizer(args.model)
     words = [w for w in words_from_text(lm_sentences(args.text)) if w not in SPECIAL]
     written = write_lang(args.out, tok, words)
     if written is None:

@@ -37,7 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="score case-sensitively (default)")
     p.set_defaults(lowercase=False)
     p.add_argument("--strip-punct", action="store_true",
-                   help="replace punctuation by spaces (keeps word-internal apostrophes)")
+                   help="replace punctuation and symbols (Unicode P*, S*) by spaces (keeps "
+                        "apostrophes between letters)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap resamples for confidence intervals (0: none; default 1000)")
     p.add_argument("--bootstrap-unit", choices=("utterance", "speaker"), default="utterance",

@@ -19,6 +19,15 @@ import torchaudio.functional as AF
 from asr.decode.types import TokenSpan, WordTiming
 
 
+def check_log_probs(log_probs: torch.Tensor, tokenizer) -> None:
+    """The decoders' input check: (B, T', V) with V the tokenizer's vocabulary size."""
+    if log_probs.dim() != 3:
+        raise ValueError(f"log_probs must be 3-D (B, T, V), found {tuple(log_probs.shape)}")
+    if log_probs.shape[-1] != len(tokenizer.symbols):
+        raise ValueError(f"log_probs has {log_probs.shape[-1]} classes, the tokenizer "
+                         f"{len(tokenizer.symbols)}")
+
+
 def align_tokens(log_probs: torch.Tensor, tokens: list[int], blank: int = 0) -> list[TokenSpan]:
     """Force-align ``tokens`` to ``log_probs`` (T', V) and return one span per token.
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from asr.decode.align import word_timings
+from asr.decode.align import check_log_probs, word_timings
 from asr.decode.types import Hypothesis
 from asr.errors import UserError
 from asr.tokenizer import BLANK
@@ -190,11 +190,7 @@ class BeamDecoder:
             per utterance, up to ``nbest`` hypotheses with distinct texts, best first; word
             times and confidences come from forced alignment (:mod:`asr.decode.align`).
         """
-        if log_probs.dim() != 3:
-            raise ValueError(f"log_probs must be 3-D (B, T, V), found {tuple(log_probs.shape)}")
-        if log_probs.shape[-1] != len(self.tokenizer.symbols):
-            raise ValueError(f"log_probs has {log_probs.shape[-1]} classes, the tokenizer "
-                             f"{len(self.tokenizer.symbols)}")
+        check_log_probs(log_probs, self.tokenizer)
         em = log_probs.detach().float().cpu()
         B, T, V = em.shape
         lens = torch.full((B,), T, dtype=torch.long) if lens is None else lens.cpu().long()
@@ -226,7 +222,9 @@ class BeamDecoder:
 
     def _hypothesis(self, r, lp: torch.Tensor, frame_seconds: float) -> Hypothesis:
         # ``timesteps`` count flashlight's leading silence entry as step 0, so frame = step - 1;
-        # that leading silence, the trailing one and a padded closing frame are not tokens.
+        # that leading silence, the trailing one and a padded closing frame are not tokens. (A
+        # separator "|" at frame 0 merges with the leading silence in torchaudio's collapse and
+        # is not listed: it starts no word, so text and words are unaffected.)
         tokens, steps = [], []
         for tok, step in zip(r.tokens.tolist(), r.timesteps.tolist()):
             if 1 <= step <= lp.shape[0] and tok != 0:
@@ -236,51 +234,3 @@ class BeamDecoder:
         words = word_timings(lp, tokens, self.tokenizer, frame_seconds) \
             if frame_seconds > 0 and tokens else []
         return Hypothesis(text, tokens, steps, words, float(r.score))
-
-
-# --- decode.yaml: a BeamConfig on disk (written by tuning, read beside the model) -------------
-
-DECODE_YAML = "decode.yaml"
-
-
-def decode_yaml_path(model: str | os.PathLike) -> Path:
-    """Where the tuned settings of ``model`` live: ``decode.yaml`` in its folder."""
-    return Path(model).parent / DECODE_YAML
-
-
-def load_beam_config(path: str | os.PathLike) -> BeamConfig:
-    """Read a ``decode.yaml``; relative lexicon/LM paths are relative to its folder."""
-    import yaml
-
-    from asr.config import from_dict
-
-    p = Path(path)
-    try:
-        d = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f"cannot read {p}: {str(e).splitlines()[0]}") from None
-    cfg = from_dict(BeamConfig, d, prefix=p.name)
-    for key in ("lexicon", "lm"):
-        value = getattr(cfg, key)
-        if value and not os.path.isabs(value):
-            setattr(cfg, key, str(p.parent / value))
-    return cfg
-
-
-def save_beam_config(path: str | os.PathLike, cfg: BeamConfig) -> None:
-    """Write ``cfg`` as ``decode.yaml`` (lexicon/LM paths made absolute)."""
-    import yaml
-
-    from asr.fileio import atomic_write_text
-
-    d = asdict(cfg)
-    for key in ("lexicon", "lm"):
-        if d[key]:
-            d[key] = os.path.abspath(d[key])
-    atomic_write_text(path, yaml.safe_dump(d, sort_keys=False))
-
-
-def jsonable(cfg: BeamConfig) -> dict:
-    """A BeamConfig as a JSON-safe dict (infinite scores as strings)."""
-    return {k: (str(v) if isinstance(v, float) and math.isinf(v) else v)
-            for k, v in asdict(cfg).items()}

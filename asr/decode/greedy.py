@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from asr.decode.align import word_timings
+from asr.decode.align import check_log_probs, word_timings
 from asr.decode.types import Hypothesis
 
 
@@ -62,9 +62,10 @@ class GreedyDecoder:
             lens: (B,) valid frames; None means all T'.
             frame_seconds: duration of one output frame, for word times; 0 skips word timing.
         """
+        check_log_probs(log_probs, self.tokenizer)
         lp = log_probs.detach().float().cpu()
         if lens is None:
-            lens = torch.full((lp.shape[0],), lp.shape[1] if lp.dim() == 3 else 0)
+            lens = torch.full((lp.shape[0],), lp.shape[1])
         out = []
         for b, (tokens, steps, score) in enumerate(ctc_best_path(lp, lens.cpu())):
             words = word_timings(lp[b, :int(lens[b])], tokens, self.tokenizer, frame_seconds) \

@@ -34,7 +34,8 @@ class Hypothesis(NamedTuple):
         text: the words, space separated.
         tokens: token ids (no blanks, repeats collapsed).
         timesteps: output frame of each token.
-        words: word timings (empty when the tokenizer has no word notion).
+        words: word timings from forced alignment (empty when decoded without a frame
+            duration, e.g. while tuning).
         score: total log-probability of the path (greedy) or decoder score (beam).
     """
 

@@ -22,13 +22,13 @@ from asr.text import SCORING_DEFAULT, TextNorm
 from asr.scoring.align import (Counts, Op, align_words, char_counts, counts_of,
                                ref_position_errors)
 from asr.scoring.io import ID_PREFIX_SOURCE, id_prefix_speaker
-from asr.scoring.report import write_reports
+from asr.scoring.report import json_ready, write_reports
 from asr.scoring.stats import (BootstrapCI, Mapsswe, PairedBootstrap, bootstrap_wer, mapsswe,
                                paired_bootstrap, verdict)
 
 __all__ = [
     "Comparison", "Counts", "ScoreResult", "SpeakerScore", "TextNorm", "UttScore",
-    "compare", "error_counts", "score_texts", "write_reports",
+    "compare", "error_counts", "json_ready", "score_texts", "write_reports",
 ]
 
 BOOTSTRAP_UNITS = ("utterance", "speaker")

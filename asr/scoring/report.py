@@ -41,14 +41,14 @@ def _p(p: float, n_resamples: int | None = None) -> str:
     return f"{p:.3g}"
 
 
-def _finite(x: Any) -> Any:
+def json_ready(x: Any) -> Any:
     """JSON has no inf/nan: map them to None, recursively."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: json_ready(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [json_ready(v) for v in x]
     return x
 
 
@@ -91,7 +91,7 @@ def summary_dict(result: ScoreResult, comparison: Comparison | None = None,
             "paired_bootstrap": {**c.bootstrap.to_dict(), "verdict": c.bootstrap_verdict},
             "mapsswe": {**c.mapsswe.to_dict(), "verdict": c.mapsswe_verdict},
             "notes": c.notes}
-    return _finite(d)
+    return json_ready(d)
 
 
 def _tables(r: ScoreResult, c: Comparison | None, top: int) -> list[Table]:
