@@ -5,8 +5,9 @@ Two ways to cut a recording (:func:`iter_chunks`), both reading blocks (never th
 - ``segment="pause"`` (default): cut at pauses into utterance-sized segments (:mod:`asr.segment`;
   at most ``chunk_seconds`` each). Models trained on single utterances need this: on 60 minutes
   of concatenated AN4 utterances, fixed windows doubled the WER of decoding the utterances one
-  by one, pause segments did not (docs/benchmarks.md). A file no longer than ``chunk_seconds``
-  is one segment, decoded whole, exactly as ``asr evaluate`` decodes it.
+  by one, pause segments did not (docs/benchmarks.md). A file no longer than ``whole_seconds``
+  (the model's longest training utterance, see :class:`~asr.transcribe.Transcriber`; at most
+  ``chunk_seconds``) is one segment, decoded whole, exactly as ``asr evaluate`` decodes it.
 - ``segment="fixed"``: overlapping windows (default 30 s with 5 s overlap). Chunk ``k`` starts at
   ``k * (chunk - overlap)`` seconds. Neighbouring chunks are joined inside their overlap, at the
   point nearest its middle that lies between words in both (:func:`choose_cut`), so each chunk
@@ -48,6 +49,10 @@ class ChunkConfig:
             word cut by a chunk edge can be merged into its neighbour).
         pause_seconds: "pause" only: the shortest silence that ends a segment.
         pause_db: "pause" only: frames this far above the noise floor are speech.
+        whole_seconds: "pause" only: a file no longer than this (or ``chunk_seconds``, if
+            shorter) is one segment; None: ``chunk_seconds``. A file of several utterances
+            decoded whole is decoded like one long utterance: on 10-25 s files of AN4
+            utterances that doubled the WER of cutting them at pauses (docs/benchmarks.md).
         batch_size: chunks per forward pass.
     """
 
@@ -57,6 +62,7 @@ class ChunkConfig:
     segment: str = "pause"
     pause_seconds: float = 0.25
     pause_db: float = 16.0
+    whole_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.overlap_seconds < 0 or (self.segment == "fixed"
@@ -72,6 +78,8 @@ class ChunkConfig:
                             f"the chunk ({self.chunk_seconds} s)")
         if self.segment == "pause" and self.pause_db <= 0:
             raise UserError(f"pause_db must be > 0, got {self.pause_db}")
+        if self.whole_seconds is not None and not self.whole_seconds > 0:
+            raise UserError(f"whole_seconds must be > 0, got {self.whole_seconds}")
 
     @property
     def overlap(self) -> float:
@@ -133,10 +141,11 @@ def _pause_segments(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[C
         hop = max(1, round(sr * FRAME_SECONDS))
         block, size = max(hop, sr), max(hop, int(round(cfg.chunk_seconds * sr)))
         min_pause = max(1, round(cfg.pause_seconds / FRAME_SECONDS))
+        whole = size if cfg.whole_seconds is None else min(size, round(cfg.whole_seconds * sr))
         buf = r.read_mono(block)
         if len(buf) == 0:
             raise UserError(f"audio file has no samples: {path}")
-        while len(buf) <= size:  # a file no longer than one segment is decoded whole
+        while len(buf) <= whole:  # a file no longer than that is decoded whole
             new = r.read_mono(block)
             if len(new) == 0:
                 yield Chunk(0.0, resample(torch.from_numpy(buf), sr, sample_rate), True, True)

@@ -46,6 +46,7 @@ class Recognizer:
     """
 
     path: str | None = None
+    longest_utterance: float | None = None  # seconds; recorded by training (None: unknown)
 
     def __init__(self, cfg: ExperimentConfig, tokenizer, cmvn: dict[str, torch.Tensor],
                  state: dict[str, torch.Tensor] | None = None, device: str = "cpu",
@@ -82,6 +83,8 @@ class Recognizer:
                             f"{cfg.features.dim} features")
         rec = cls(cfg, tokenizer, obj["cmvn"], None, device)
         rec.path = os.fspath(path)
+        longest = obj.get("longest_utterance")
+        rec.longest_utterance = float(longest) if isinstance(longest, (int, float)) else None
         own, state = rec.model.state_dict(), obj["model"]
         wrong = [k for k in own if k not in state or own[k].shape != state[k].shape]
         extra = [k for k in state if k not in own]
@@ -96,6 +99,8 @@ class Recognizer:
         atomic_save({"format": FORMAT, "version": VERSION, "config": to_dict(self.cfg),
                      "tokenizer": self.tokenizer.to_dict(), "cmvn": self.cmvn,
                      "model": {k: v.cpu() for k, v in self.model.state_dict().items()},
+                     **({} if self.longest_utterance is None
+                        else {"longest_utterance": self.longest_utterance}),
                      **(extra or {})}, path)
 
     @torch.no_grad()

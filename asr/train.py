@@ -186,6 +186,7 @@ class Trainer:
         self.source.cmvn = cmvn
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device),
                               cache_features=cfg.data.cache_features)
+        self.rec.longest_utterance = max(e.utt.duration for e in self.examples)
         self.model: CTCModel = self.rec.model
         if start is not None:
             self.model.load_state_dict(start["model"])

@@ -3,13 +3,17 @@
 Each file is cut into chunks (:mod:`asr.chunks`), chunks from several files share a forward
 batch (``ChunkConfig.batch_size`` chunks, through :meth:`Recognizer.forward_waves`), each chunk
 is decoded by the same decoders as ``asr evaluate``, its tokens are force-aligned, and the
-chunks' words are stitched into the file's words. A file no longer than one chunk is one
-chunk: it gets the text and word times ``asr evaluate`` gives it. A file that cannot be read is
+chunks' words are stitched into the file's words. A file no longer than the model's longest
+training utterance (recorded in the model file by ``asr train``; ``--chunk-seconds`` for a model
+without it, and at most that) is one chunk: it gets the text and word times ``asr evaluate``
+gives it. A longer one holds several utterances, and is cut at pauses: decoded whole, 10-25 s
+files of AN4 utterances got twice the WER (docs/benchmarks.md). A file that cannot be read is
 reported and skipped; the others still go through.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator, NamedTuple
 
 from asr.chunks import Chunk, ChunkConfig, Stitcher, iter_chunks
@@ -46,6 +50,10 @@ class Transcriber:
         self.rec = rec
         self.decoder = decoder or GreedyDecoder(rec.tokenizer)
         self.cfg = cfg or ChunkConfig()
+        longest = getattr(rec, "longest_utterance", None)
+        if self.cfg.whole_seconds is None and longest:
+            # A file no longer than the model's training utterances is one utterance-like input.
+            self.cfg = dataclasses.replace(self.cfg, whole_seconds=longest)
 
     def transcribe(self, paths: list[str], progress=None
                    ) -> Iterator[tuple[str, Transcript | UserError]]:

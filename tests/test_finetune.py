@@ -24,6 +24,13 @@ def test_init_starts_from_the_model_and_keeps_its_shape(tmp_path: Path, capsys) 
                           tmp_path / "base", "--device", "cpu", *TINY], capsys)
     assert rc == 0, err
     base = load_model_file(tmp_path / "base" / "model.pt")
+    # the model file records its longest training utterance (asr transcribe decodes files no
+    # longer than that whole)
+    from asr.manifest import read_manifest
+
+    assert base["longest_utterance"] == max(u.duration for u in read_manifest(train))
+    assert Recognizer.from_file(tmp_path / "base" / "model.pt").longest_utterance == \
+        base["longest_utterance"]
 
     # a different shape and feature setting on the command line: the model's own win
     cfg = load_config(None, [*TINY, "model.hidden=32", "features.n_mels=40", "train.lr=1e-4"])

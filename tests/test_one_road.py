@@ -109,3 +109,25 @@ def test_tuning_needs_beam_search_and_an_lm(files, capsys):
     assert code == 2 and "cannot go with --decoder greedy" in err
     code, _, err = run_cli(["evaluate", model, d / "set.jsonl", "--tune"], capsys)
     assert code == 2 and "--tune needs a language model" in err
+
+
+def test_files_longer_than_the_models_training_utterances_are_cut_at_pauses(files, tmp_path):
+    """A file no longer than the longest training utterance (recorded in the model file) is
+    decoded whole; a longer one holds several utterances and is cut at its pauses."""
+    from asr.inference import load_model
+    from asr.transcribe import Transcriber
+
+    _, _, paths = files
+    rec = tone_recognizer()
+    durations = [sf.info(str(p)).duration for p in paths]
+    rec.longest_utterance = min(durations) - 0.01  # every file is longer
+    rec.save(tmp_path / "model.pt")
+    rec.longest_utterance = None
+    loaded = load_model(tmp_path / "model.pt")
+    assert loaded.longest_utterance == pytest.approx(min(durations) - 0.01)
+    tr = Transcriber(loaded)
+    assert tr.cfg.whole_seconds == loaded.longest_utterance
+    chunks = [list(tr._stream([str(p)], {})) for p in paths]
+    assert all(len(c) >= 2 for c in chunks)  # cut at the pause between the two sentences
+    loaded.longest_utterance = max(durations)
+    assert all(len(list(Transcriber(loaded)._stream([str(p)], {}))) == 1 for p in paths)

@@ -21,8 +21,7 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", 
 
 
 NUMBER_FLAGS = {  # flag -> (type, default, help)
-    "--chunk-seconds": (POSITIVE_FLOAT, 30.0, "fixed: window length; pause: longest segment; a "
-                                              "file no longer is decoded whole"),
+    "--chunk-seconds": (POSITIVE_FLOAT, 30.0, "fixed: window length; pause: longest segment"),
     "--overlap-seconds": (NONNEG_FLOAT, 5.0, "fixed: window overlap"),
     "--pause-seconds": (POSITIVE_FLOAT, 0.25, "pause: shortest silence that ends a segment"),
     "--pause-db": (POSITIVE_FLOAT, 16.0, "pause: frames this many dB above the noise floor are "
@@ -46,6 +45,9 @@ def add_parser(sub) -> None:
                          "overlapping fixed windows joined at whole words (fixed)")
     for flag, (tp, default, help_) in NUMBER_FLAGS.items():
         tr.add_argument(flag, type=tp, default=default, help=f"{help_} ({default:g})")
+    tr.add_argument("--whole-seconds", type=POSITIVE_FLOAT, default=None,
+                    help="pause: a file no longer than this is decoded whole (default: the "
+                         "model's longest training utterance, or --chunk-seconds)")
     tr.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     tr.add_argument("--threads", type=NONNEG_INT, default=0,
                     help="torch CPU threads (0: default)")
@@ -119,7 +121,7 @@ def run(a: argparse.Namespace) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = ChunkConfig(a.chunk_seconds, a.overlap_seconds, a.batch_size, a.segment,
-                      a.pause_seconds, a.pause_db)
+                      a.pause_seconds, a.pause_db, a.whole_seconds)
     try:
         cues = CueConfig(a.max_cue_seconds, a.max_cue_chars)
     except ValueError as e:
