@@ -136,17 +136,22 @@ def test_errors(tmp_path):
 
 
 def test_small_corpus_with_default_dev_split_does_not_crash(tmp_path):
-    """A partial AN4 copy (fewer than 8 speakers) without --dev-speakers: a valid split or a
-    one-line UserError, not a ValueError from random.sample."""
+    """A partial AN4 copy (fewer than 8 speakers) without --dev-speakers: a valid split that
+    leaves one speaker for training (not a ValueError from random.sample); a copy with a single
+    speaker is a one-line UserError."""
     root = tmp_path / "c"
-    _write_part(root, "an4_clstk", "an4_train.transcription", ["fash", "mgah", "mkem"], "an",
-                ".wav", 0)
-    try:
-        outs = prepare_an4(root, tmp_path / "m")
-    except UserError:
-        return
+    speakers = ["fash", "mgah", "mkem"]
+    _write_part(root, "an4_clstk", "an4_train.transcription", speakers, "an", ".wav", 0)
+    outs = prepare_an4(root, tmp_path / "m")
     tr, dv = read_manifest(outs["train"]), read_manifest(outs["dev"])
-    assert tr and dv and not {u.speaker for u in tr} & {u.speaker for u in dv}
+    train_spk, dev_spk = {u.speaker for u in tr}, {u.speaker for u in dv}
+    assert len(train_spk) == 1 and len(dev_spk) == 2 and train_spk | dev_spk == set(speakers)
+    assert sorted(dev_spk) == default_dev_speakers(speakers)
+    assert len(tr) + len(dv) == 2 * len(speakers)
+    one = tmp_path / "one"
+    _write_part(one, "an4_clstk", "an4_train.transcription", ["fash"], "an", ".wav", 0)
+    with pytest.raises(UserError, match="needs at least 2 speakers"):
+        prepare_an4(one, tmp_path / "m1")
 
 
 def test_real_an4_corpus(tmp_path):

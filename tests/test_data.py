@@ -76,20 +76,26 @@ def test_filter_uses_fastest_speed_for_training_only(caplog):
 def test_kept_utterances_are_feasible_at_the_speed_actually_applied(seconds):
     """filter_utterances promises CTC can align every kept utterance at the fastest speed
     perturbation. speed_perturb(1.1) really resamples to 14500 Hz (factor 1.1034), so the filter
-    must count frames with that length, not with int(n / 1.1)."""
+    must count frames with that length, not with int(n / 1.1). Around the boundary (the
+    int(n / 1.1) estimate, one more and one fewer target) an utterance is kept exactly when it
+    is feasible: an infeasible one kept, or a feasible one dropped, fails."""
     tok = CharTokenizer.build(["AB"])
     fcfg, sub = FeatureConfig(kind="fbank"), 4
     dcfg = DataConfig(speed_perturb=[1.1], max_duration=10.0)
     n = int(seconds * 16000)
+    wave_len = len(speed_perturb(torch.zeros(n), 16000, 1.1))
+    avail = math.ceil(fcfg.num_frames(wave_len) / sub)
     predicted = math.ceil(fcfg.num_frames(int(seconds * 16000 / 1.1)) / sub)
-    utt = _utt("u", _alternating(predicted), seconds)  # exactly at the filter's boundary
-    kept = filter_utterances([utt], tok.encode, fcfg, dcfg, sub, "train")
-    if kept:
-        wave_len = len(speed_perturb(torch.zeros(n), 16000, 1.1))
-        avail = math.ceil(fcfg.num_frames(wave_len) / sub)
-        assert avail >= ctc_min_frames(kept[0].targets), (
-            f"{seconds} s kept, but speed 1.1 leaves {wave_len} samples -> {avail} frames "
-            f"< {ctc_min_frames(kept[0].targets)} needed")
+    outcomes = []
+    for length in (predicted - 1, predicted, predicted + 1):
+        utt = _utt("u", _alternating(length), seconds)
+        kept = filter_utterances([utt], tok.encode, fcfg, dcfg, sub, "train")
+        need = ctc_min_frames(tok.encode(utt.text))
+        assert bool(kept) == (avail >= need), (
+            f"{seconds} s, {length} targets: kept={bool(kept)}, but speed 1.1 leaves {wave_len} "
+            f"samples -> {avail} frames, {need} needed")
+        outcomes.append(bool(kept))
+    assert outcomes[0] and not outcomes[-1]  # the boundary lies inside the lengths tried
 
 
 def _check_batches(batches, frames, max_frames, max_batch):

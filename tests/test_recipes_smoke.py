@@ -3,12 +3,20 @@
 The recipes run two at a time (they are mostly process start-up and I/O) into temporary folders;
 each test then checks its recipe's exit status, score summaries and results table, and that the
 recipe's own RESULTS.md was left alone.
+
+Both decoders are required: greedy, and beam search with the recipe's LM (a missing beam decoder
+fails here rather than shrinking the check), and wer.json names the decoder that ran. The smoke
+models train for one epoch and barely learn: in the smoke runs at de0e561 greedy WER was
+100-472% (garbage characters, many insertions) and beam WER 62-100%. What the test can hold
+them to: beam search emits words (a search returning nothing fails), only words the decoder was
+given (the lexicon's, or the LM's for a lexicon-free word model), and at most BEAM_WER_MAX;
+greedy stays below GREEDY_WER_MAX. Both bounds leave a margin over those runs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -28,7 +36,23 @@ RECIPES = {
     "commonvoice": ["decode_dev", "decode_test"],
     "tedlium": ["decode_dev", "decode_test"],
 }
-HAVE_BEAM = importlib.util.find_spec("asr.tune") is not None
+DECODERS = ("greedy", "beam")
+BEAM_WER_MAX = 1.25  # observed at most 1.00 (tedlium, commonvoice dev)
+GREEDY_WER_MAX = 6.0  # observed at most 4.72 (timit dev)
+
+
+def _vocabulary(decoder: dict) -> set[str]:
+    """The words a beam search may emit: its lexicon's, else its LM's unigrams."""
+    if decoder["lexicon"]:
+        lines = Path(decoder["lexicon"]).read_text(encoding="utf-8").splitlines()
+        return {ln.split()[0] for ln in lines if ln.strip()}
+    words, in_unigrams = set(), False
+    for ln in Path(decoder["lm"]).read_text(encoding="utf-8").splitlines():
+        if ln.startswith("\\"):
+            in_unigrams = ln.strip() == "\\1-grams:"
+        elif in_unigrams and ln.strip():
+            words.add(ln.split()[1])
+    return words - {"<s>", "</s>", "<unk>"}
 
 
 def _run(recipe: str, exp: Path) -> subprocess.CompletedProcess:
@@ -52,14 +76,33 @@ def smoke_runs(tmp_path_factory):
 def test_recipe_smoke(smoke_runs, recipe):
     exp, proc, results_before = smoke_runs[recipe]
     assert proc.returncode == 0, f"{recipe} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    decoders = ["greedy", "beam"] if HAVE_BEAM else ["greedy"]
     for name in RECIPES[recipe]:
-        for dec in decoders:
-            summary = exp / f"{name}_{dec}" / "report" / "summary.json"
-            assert summary.is_file(), f"missing {summary}"
-            s = json.loads(summary.read_text())
-            assert s["n_utterances"] > 0 and s["wer"] >= 0
+        wers = {}
+        for dec in DECODERS:
+            out = exp / f"{name}_{dec}"
+            summary, counts = out / "report" / "summary.json", out / "wer.json"
+            assert summary.is_file() and counts.is_file(), f"missing {summary} or {counts}"
+            s, w = json.loads(summary.read_text()), json.loads(counts.read_text())
+            # the decoder that ran is the one the folder is named after
+            kind = w["decoder"] if isinstance(w["decoder"], str) else w["decoder"]["type"]
+            assert kind == dec, (out, w["decoder"])
+            if dec == "beam":
+                assert Path(w["decoder"]["lm"]).is_file(), w["decoder"]  # with the recipe's LM
+                vocab = _vocabulary(w["decoder"])
+                hyp_words = [t for ln in (out / "hyp.txt").read_text().splitlines()
+                             for t in ln.split()[1:]]
+                assert hyp_words and s["words"]["hyp_len"] == len(hyp_words), out
+                assert set(hyp_words) <= vocab, (out, set(hyp_words) - vocab)
+            # evaluate's count and the scoring report agree, on every utterance of the set
+            e = w["wer"]
+            assert s["n_utterances"] == w["utterances"] > 0 and s["n_missing_hyp"] == 0
+            assert e["hits"] + e["sub"] + e["dele"] == e["ref"] > 0
+            assert math.isclose(e["rate"], (e["sub"] + e["dele"] + e["ins"]) / e["ref"])
+            assert math.isclose(s["wer"], e["rate"]), (s["wer"], e["rate"])
+            wers[dec] = e["rate"]
+        assert wers["beam"] <= BEAM_WER_MAX and wers["greedy"] < GREEDY_WER_MAX, (name, wers)
     table = (exp / "RESULTS.md").read_text()
     assert "<!-- results:" in table and "| greedy |" in table and "- machine: nproc" in table
+    assert "| beam " in table, table
     # --smoke writes its table into the exp dir, never into the recipe's RESULTS.md
     assert (ROOT / "recipes" / recipe / "RESULTS.md").read_text() == results_before

@@ -1,10 +1,12 @@
 """Training end to end on a synthetic corpus: a run SIGKILLed mid-epoch and resumed with
---resume ends with exactly the weights of an uninterrupted run; the model file then transcribes."""
+--resume ends with exactly the weights of an uninterrupted run, each resumed run continuing from
+the position its checkpoint saved (not from scratch); the model file then transcribes."""
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +16,8 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import safe_load
-from conftest import make_tone_corpus
+from asr.train import Trainer
+from conftest import make_tone_corpus, run_cli
 
 TINY = ["model.hidden=16", "model.layers=2", "model.subsample=2", "features.n_mels=23",
         "data.max_batch=3", "data.max_frames=100000", "train.epochs=3",
@@ -47,23 +50,45 @@ def _kill_midway(cmd: list[str], last: Path, rng: random.Random) -> None:
     proc.wait()
 
 
-def test_sigkill_three_times_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
+def _position(last: Path) -> tuple[int, int, int]:
+    """(epoch, batch, global_step) that the checkpoint ``last`` resumes from."""
+    st = safe_load(last, "checkpoint")["state"]
+    return st["epoch"], st["step_in_epoch"], st["global_step"]
+
+
+def test_sigkill_three_times_then_resume_equals_uninterrupted(tmp_path: Path, capsys,
+                                                              monkeypatch) -> None:
     train = make_tone_corpus(tmp_path, n_utts=24, seed=1, name="train")
     dev = make_tone_corpus(tmp_path, n_utts=4, seed=2, name="dev")
 
     _run(_cmd(train, dev, tmp_path / "a", resume=False))
+    total_steps = _position(tmp_path / "a" / "checkpoints" / "last.pt")[2]
 
     exp = tmp_path / "b"
     last = exp / "checkpoints" / "last.pt"
     rng = random.Random(0)
+    saved = []  # the checkpoint's position before each --resume
     _kill_midway(_cmd(train, dev, exp, resume=False), last, rng)
     for _ in range(2):
         assert not (exp / "model.pt").exists(), "a killed run must not have finished"
+        saved.append(_position(last))
         _kill_midway(_cmd(train, dev, exp, resume=True), last, rng)
     assert not (exp / "model.pt").exists()
-    state = safe_load(last, "checkpoint")["state"]
-    assert (state["epoch"], state["step_in_epoch"]) != (1, 0)  # progress was made and kept
-    _run(_cmd(train, dev, exp, resume=True))
+    saved.append(_position(last))
+    assert saved[-1][:2] != (1, 0)  # progress was made and kept
+    # The last resume runs in-process, counting the optimiser steps it executes.
+    steps = []
+    real_step = Trainer._step
+    monkeypatch.setattr(Trainer, "_step", lambda self, b: steps.append(1) or real_step(self, b))
+    rc, _, err = run_cli(_cmd(train, dev, exp, resume=True)[3:], capsys)
+    assert rc == 0, err
+    # It continued from the saved position: only the steps not done before it.
+    assert len(steps) == total_steps - saved[-1][2], (len(steps), total_steps, saved[-1])
+    assert _position(last)[2] == total_steps
+    # Every resumed run (two killed, one finished) logged the position its checkpoint held.
+    resumed = re.findall(r"resumed from \S+: epoch (\d+), batch (\d+)",
+                         (exp / "train.log").read_text())
+    assert [(int(e), int(b)) for e, b in resumed] == [p[:2] for p in saved]
 
     a = safe_load(tmp_path / "a" / "model.pt")["model"]
     b = safe_load(exp / "model.pt")["model"]

@@ -173,8 +173,26 @@ def test_a_pause_after_the_chunk_limit_does_not_make_a_longer_segment(tmp_path):
     assert all(c.wave.shape[0] <= 2.5 * SR for c in chunks), [len(c.wave) / SR for c in chunks]
 
 
-def test_fixed_windows_ignore_the_pause_settings():
-    ChunkConfig(chunk_seconds=0.5, overlap_seconds=0.1, segment="fixed")  # pause 0.25 s unused
+def test_fixed_windows_ignore_the_pause_settings(paused):
+    """``segment="fixed"``: the pause settings are neither checked (a pause that "pause" would
+    refuse is accepted) nor used: on a file with pauses the windows are the same whatever they
+    are, at ``k * (chunk - overlap)`` seconds, a chunk long but the last."""
+    path, _, _, stored = paused
+    settings = [{}, {"pause_seconds": 0.05, "pause_db": 4.0},
+                {"pause_seconds": 2.0, "pause_db": 0.0}]  # both refused for segment="pause"
+    with pytest.raises(UserError):
+        ChunkConfig(chunk_seconds=3.0, **settings[-1])
+    runs = [list(iter_chunks(str(path), SR, ChunkConfig(chunk_seconds=3.0, overlap_seconds=1.0,
+                                                        segment="fixed", **kw)))
+            for kw in settings]
+    ref = runs[0]
+    assert [c.start for c in ref] == [2.0 * k for k in range(len(ref))]
+    assert all(c.wave.shape[0] == 3 * SR for c in ref[:-1]) and ref[-1].last
+    assert len(ref) == int(np.ceil((len(stored) / SR - 1.0) / 2.0))
+    for run in runs[1:]:
+        assert [(c.start, c.first, c.last) for c in run] == [(c.start, c.first, c.last) for c in ref]
+        for a, b in zip(run, ref):
+            assert torch.equal(a.wave, b.wave)
 
 
 def test_a_stretch_without_pauses_is_cut_at_most_a_chunk_long(rec, tmp_path, monkeypatch):

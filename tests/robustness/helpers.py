@@ -1,6 +1,6 @@
 """Shared helpers for the robustness suite: bad files of every kind, and the ``asr`` front door
 called in-process with the checks every bad input must pass (one clear line naming the culprit,
-exit code != 0, no traceback, no output left behind)."""
+the exact exit code of docs/robustness.md's table, no traceback, no output left behind)."""
 
 from __future__ import annotations
 
@@ -31,11 +31,21 @@ def save_tiny_model(path: Path) -> Path:
     return path
 
 
-def assert_user_error(result: tuple[int, str, str], *substrings: str) -> str:
-    """Exit code != 0, no traceback, and one ``asr...error:`` line holding every substring;
-    returns that line."""
+# The exit codes of docs/robustness.md ("Exit codes"); tests/robustness/test_exit_codes.py gives
+# each its own test.
+EXIT_OK = 0
+EXIT_FAILED = 1  # some files failed (asr transcribe), or the system refused (OSError)
+EXIT_USER_ERROR = 2  # bad file, manifest, config, model or option (argparse errors too)
+EXIT_INTERRUPTED = 130
+
+
+def assert_user_error(result: tuple[int, str, str], *substrings: str,
+                      code: int = EXIT_USER_ERROR) -> str:
+    """Exit code ``code`` exactly (2, a user error, unless told: 1 for ``asr transcribe`` with
+    some failed files or for an OS refusal), no traceback, and one ``asr...error:`` line holding
+    every substring; returns that line."""
     rc, _, err = result
-    assert rc not in (0, None), f"exit code {rc}; stderr: {err[-1500:]}"
+    assert rc == code, f"exit code {rc}, expected {code}; stderr: {err[-1500:]}"
     assert "Traceback" not in err, err[-3000:]
     errors = [ln for ln in err.splitlines() if ln.startswith("asr") and "error:" in ln]
     assert len(errors) == 1, err

@@ -1,7 +1,8 @@
 """Bad and unusual audio through ``asr evaluate``, ``asr transcribe`` and ``asr train`` (strict).
 
 Bad files (missing, 0 bytes, truncated, not audio, no samples, NaN/Inf...) give one line naming
-the file and a non-zero exit, and leave no output behind; unusual but valid files (odd rates,
+the file and exit 2 (``asr transcribe``: exit 1, the other files still written), and leave no
+output behind; unusual but valid files (odd rates,
 6 channels, u8/24-bit/float64, one sample) just work.
 """
 
@@ -14,7 +15,7 @@ import pytest
 
 from conftest import make_wav
 
-from .helpers import (BAD_AUDIO, ODD_AUDIO, assert_ok, assert_user_error, listing,
+from .helpers import (BAD_AUDIO, EXIT_FAILED, ODD_AUDIO, assert_ok, assert_user_error, listing,
                       manifest_line, run_cli)
 
 # transcribe reads in chunks, but checks each file's header with asr.audio.audio_info first, as
@@ -46,8 +47,7 @@ def test_transcribe_bad_audio_reported_others_written(name, bad_audio, model_fil
     path, message = bad_audio[name]
     out = tmp_path / "out"
     rc, stdout, stderr = run_cli(["transcribe", model_file, good_wav, path, "-o", out], capsys)
-    assert rc == 1  # some files failed
-    assert_user_error((rc, stdout, stderr), message)
+    assert_user_error((rc, stdout, stderr), message, code=EXIT_FAILED)  # some files failed
     assert "asr: 1 of 2 file(s) failed" in stderr
     assert listing(out) == ["good.txt"]  # the good file is transcribed, nothing for the bad one
 

@@ -36,6 +36,21 @@ OVERRIDES = {
     "model.dropout=1.5": "bad config value: model.dropout must be in [0, 1), got 1.5",
 }
 
+# The range checks docs/robustness.md lists under "value out of range": override -> the whole
+# message after "asr: error: " (each names its key).
+RANGES = {
+    "train.min_lr=0.01": "bad config value: train.min_lr (0.01) must not exceed train.lr (0.002)",
+    "data.num_buckets=0": "bad config value: data.num_buckets must be > 0, got 0",
+    "train.keep_checkpoints=0": "bad config value: train.keep_checkpoints must be > 0, got 0",
+    "train.warmup_steps=-1": "bad config value: train.warmup_steps must be >= 0, got -1",
+    "train.patience=-1": "bad config value: train.patience must be >= 0, got -1",
+    "train.threads=-1": "bad config value: train.threads must be >= 0, got -1",
+    "train.seed=-1": "bad config value: train.seed must be >= 0, got -1",
+    "tokenizer.vocab_size=1": "bad config value: tokenizer.vocab_size must be >= 2, got 1",
+    "data.trim_ms=-1": "bad config value: data.trim_ms must be >= 0, got -1.0",
+    "data.pad_ms=-5": "bad config value: data.pad_ms must be >= 0, got -5.0",
+}
+
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
@@ -53,6 +68,16 @@ def _train(manifest, exp, *extra):
 def test_bad_override(override, manifest, tmp_path, capsys):
     exp = tmp_path / "exp"
     assert_user_error(run_cli(_train(manifest, exp, override), capsys), OVERRIDES[override])
+    assert not exp.exists()
+
+
+@pytest.mark.parametrize("override", list(RANGES))
+def test_documented_range_check(override, manifest, tmp_path, capsys):
+    """One line, exactly the message, exit 2 (assert_user_error), no experiment folder."""
+    exp = tmp_path / "exp"
+    line = assert_user_error(run_cli(_train(manifest, exp, override), capsys), RANGES[override])
+    assert line == f"asr: error: {RANGES[override]}"
+    assert override.split("=")[0] in line
     assert not exp.exists()
 
 

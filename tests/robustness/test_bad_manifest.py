@@ -1,5 +1,5 @@
 """Malformed manifests through ``asr evaluate`` and ``asr train``: one line naming file:line and
-the field, non-zero exit, and nothing written (no hypotheses, no checkpoints)."""
+the field, exit 2, and nothing written (no hypotheses, no checkpoints)."""
 
 from __future__ import annotations
 

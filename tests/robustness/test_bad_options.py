@@ -1,5 +1,6 @@
 """Bad command-line options: numbers out of range, paths that do not exist, an output folder that
-is a file, a device that is not there. One line, exit 2, nothing written."""
+is a file, a device that is not there. One line, exit 2, nothing written (``asr transcribe``'s
+inputs that yield no file: exit 1, as for any failed input)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from conftest import make_wav
 
-from .helpers import assert_user_error, listing, manifest_line, run_cli
+from .helpers import EXIT_FAILED, assert_user_error, listing, manifest_line, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +53,11 @@ def test_transcribe_numbers_out_of_range(opts, files, model_file, capsys):
 
 
 def test_paths_that_do_not_exist(files, model_file, tmp_path, capsys):
+    # transcribe: an input that yields no file is one failed input, not the batch (exit 1)
     assert_user_error(run_cli(["transcribe", model_file, f"@{tmp_path / 'list.txt'}"], capsys),
-                      f"list file not found: {tmp_path / 'list.txt'}")
+                      f"list file not found: {tmp_path / 'list.txt'}", code=EXIT_FAILED)
     assert_user_error(run_cli(["transcribe", model_file, files / "no_audio"], capsys),
-                      f"no audio files under {files / 'no_audio'}")
+                      f"no audio files under {files / 'no_audio'}", code=EXIT_FAILED)
     assert_user_error(run_cli(["evaluate", model_file, tmp_path / "nope.jsonl", "--out",
                                tmp_path / "o"], capsys),
                       f"manifest not found: {tmp_path / 'nope.jsonl'}")

@@ -127,7 +127,11 @@ def test_corrupt_files_skipped_listed_and_quality_kept(tmp_path, capsys, monkeyp
                                             "ctc_infeasible": 1, "empty": 2}
     for uid in corrupted:
         assert f"skipping utterance {uid}:" in log
-    assert str(tmp_path / "two_hours.wav") not in read  # dropped by duration, never read
+    # the spy sees training's reads (else the check below proves nothing): every usable file
+    # of both runs was read through it, and the two-hour file, dropped by duration, never was
+    assert {u.audio_path for u in utts if u.id not in corrupted} <= set(read)
+    assert {u.audio_path for u in clean} <= set(read)
+    assert str(tmp_path / "two_hours.wav") not in read
 
     print(f"dev CER: clean run {cer_clean:.4f}, corrupt run {cer_bad:.4f}")
     assert cer_clean <= CER_CEILING and cer_bad <= CER_CEILING, (cer_clean, cer_bad)
