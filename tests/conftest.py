@@ -155,3 +155,15 @@ def record_chunked_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setattr(sf.SoundFile, "read", spy)
     monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("sf.read loads a whole file"))
     return sizes
+
+
+@pytest.fixture
+def no_leaked_log_handlers():
+    """The trainer adds a train.log handler to the root logger: remove it afterwards."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for h in root.handlers[:]:
+        if h not in before:
+            root.removeHandler(h)
+            h.close()

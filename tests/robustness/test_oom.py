@@ -21,16 +21,7 @@ TINY = ["model.hidden=8", "model.layers=1", "features.n_mels=23", "data.max_batc
         "train.warmup_steps=1", "train.threads=1"]
 
 
-@pytest.fixture(autouse=True)
-def _no_leaked_log_handlers():
-    """The trainer adds a train.log handler to the root logger: remove it afterwards."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    yield
-    for h in root.handlers[:]:
-        if h not in before:
-            root.removeHandler(h)
-            h.close()
+pytestmark = pytest.mark.usefixtures("no_leaked_log_handlers")
 
 
 def _oom() -> torch.OutOfMemoryError:
