@@ -50,10 +50,9 @@ class Transcriber:
         self.rec = rec
         self.decoder = decoder or GreedyDecoder(rec.tokenizer)
         self.cfg = cfg or ChunkConfig()
-        longest = getattr(rec, "longest_utterance", None)
-        if self.cfg.whole_seconds is None and longest:
+        if self.cfg.whole_seconds is None and rec.longest_utterance:
             # A file no longer than the model's training utterances is one utterance-like input.
-            self.cfg = dataclasses.replace(self.cfg, whole_seconds=longest)
+            self.cfg = dataclasses.replace(self.cfg, whole_seconds=rec.longest_utterance)
 
     def transcribe(self, paths: list[str], progress=None
                    ) -> Iterator[tuple[str, Transcript | UserError]]:
