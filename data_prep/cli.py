@@ -66,8 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--no-join-suffixes", action="store_true", help="keep \"i 'm\" as two tokens")
 
     s = sub.add_parser("an4", help="AN4 (CMU census database)")
-    _corpus_args(s, download=False)
+    _corpus_args(s, download=True, corpus_help="AN4 folder (git-mirror or an4_sphere.tar.gz layout)")
     s.add_argument("--dev-speakers", nargs="+", help="train speakers held out as dev")
+    s.add_argument("--source", choices=("auto", "cmu", "github"), default="auto",
+                   help="with --download: CMU's an4_sphere.tar.gz, the git mirror's archive, or "
+                   "auto (CMU, then the mirror; default)")
+    s.add_argument("--url", help="with --download: another address of an AN4 archive")
+    s.add_argument("--sha256", help="with --download: the archive's expected SHA-256 (default: "
+                   "the one recorded by the first download)")
 
     s = sub.add_parser("kaldi", help="import a Kaldi data folder (wav.scp, text, utt2spk, segments)")
     _corpus_args(s, download=False, corpus_help="Kaldi data folder")
@@ -114,7 +120,9 @@ def _prepare(args: argparse.Namespace) -> dict[str, Path]:
         return prepare_tedlium(download_tedlium(corpus) if fetch else corpus, out, splits=args.splits,
                                unk=args.unk, join_suffixes=not args.no_join_suffixes)
     if name == "an4":
-        from data_prep.an4 import prepare_an4
+        from data_prep.an4 import download_an4, prepare_an4
+        if fetch:
+            corpus = download_an4(corpus, source=args.source, url=args.url, sha256=args.sha256)
         return prepare_an4(corpus, out, dev_speakers=args.dev_speakers)
     if name == "kaldi":
         from data_prep.kaldi import prepare_kaldi

@@ -121,6 +121,15 @@ def download(
                 break
             except urllib.error.HTTPError as e:
                 raise UserError(f"download of {url} failed: HTTP {e.code} {e.reason}") from None
+            except urllib.error.URLError as e:
+                if attempt == 0:  # never connected: an unreachable host is not an interruption
+                    host = urllib.parse.urlparse(url).hostname or url
+                    raise UserError(f"download of {url} failed: cannot reach {host} "
+                                    f"({getattr(e.reason, 'strerror', None) or e.reason})") from None
+                if attempt == retries:
+                    raise UserError(f"download of {url} to {part} failed: {e}; rerun to resume") from None
+                log.warning("download of %s interrupted (%s); resuming (%d/%d)", url, e, attempt + 1, retries)
+                time.sleep(min(2**attempt, 10) * 0.1)
             except (urllib.error.URLError, http.client.HTTPException, OSError, _Incomplete) as e:
                 if attempt == retries:
                     raise UserError(f"download of {url} to {part} failed: {e}; rerun to resume") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,17 @@ def test_real_an4_corpus(tmp_path):
     assert first.text == "YES" and first.speaker == "fash"
     assert first.duration == pytest.approx(1.0)
     assert all(u.duration > 0 and u.text and "<" not in u.text for u in tr + dv)
+
+
+def test_a_download_gets_the_dev_split_of_the_projects_results(tmp_path):
+    """Without a splits file (a fresh download), the dev speakers are the 8 of RESULTS.md."""
+    from data_prep.an4 import DEV_SPEAKERS
+    assert DEV_SPEAKERS == (REAL_AN4 / "splits" / "dev_speakers.txt").read_text().split()
+    copy = tmp_path / "an4"
+    (copy / "etc").mkdir(parents=True)
+    shutil.copy(REAL_AN4 / "etc" / "an4_train.transcription", copy / "etc")
+    (copy / "wav").symlink_to(REAL_AN4 / "wav")
+    outs = prepare_an4(copy, tmp_path / "m")
+    split_ids = {s: set((REAL_AN4 / "splits" / f"{s}.lst").read_text().split()) for s in ("train", "dev")}
+    assert {u.id for u in read_manifest(outs["dev"])} == split_ids["dev"]
+    assert {u.id for u in read_manifest(outs["train"])} == split_ids["train"]

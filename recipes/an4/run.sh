@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # CMU AN4 ("census"): spelled words, digits and commands, 16 kHz close-talking speech
-# (0.64 h of training speech). A CPU recipe: 22 minutes on 2 cores, end to end (measured, RESULTS.md).
+# (0.64 h of training speech). A CPU recipe: about 37 minutes on 2 cores, end to end (measured, RESULTS.md).
 #
-#   bash recipes/an4/run.sh --corpus ../shared/data/an4   # git-mirror or an4_sphere.tar.gz layout
+#   bash recipes/an4/run.sh                  # downloads an4_sphere.tar.gz (64 MB) into data/download
+#   bash recipes/an4/run.sh --corpus DIR      # a local copy (git-mirror or an4_sphere.tar.gz layout)
 #   bash recipes/an4/run.sh --corpus DIR --stage 3        # re-decode an existing model
-#   bash recipes/an4/run.sh --smoke                       # fake miniature corpus, tiny model
+#   bash recipes/an4/run.sh --smoke           # fake miniature corpus, tiny model
+#   --download-source auto|cmu|github (default auto: CMU, then the git mirror github.com/cmusphinx/an4)
+#   --download-url URL: another address of the archive. No checksum is published for AN4: the first
+#   download's SHA-256 is recorded in data/download/<archive>.digest.json and later runs check it.
 #
 # Stages: 0 manifests; dev = all utterances of 8 held-out training speakers (the list in
 # DIR/splits/dev_speakers.txt when the corpus folder has one, else a fixed-seed draw) | 1 word
@@ -15,19 +19,26 @@
 set -euo pipefail
 recipe=an4
 here=$(cd "$(dirname "$0")" && pwd)
+declare -A recipe_opts=([--download-source]=download_source [--download-url]=download_url)
+download_source=auto download_url=""
 source "$here/../common.sh"
 parse_args "$@"
 
 if stage 0 "corpus and manifests"; then
     [ "$smoke" = 1 ] && fake_corpus
-    [ -n "$corpus" ] || die "--corpus DIR is required (AN4 has no download here)"
-    [ -d "$corpus" ] || die "corpus folder not found: $corpus"
-    dev_args=()
-    if [ -f "$corpus/splits/dev_speakers.txt" ]; then
-        read -r -a spk < <(tr "\n" " " < "$corpus/splits/dev_speakers.txt") || true
-        dev_args=(--dev-speakers "${spk[@]}")
+    if [ -z "$corpus" ]; then
+        # download (or find the earlier download) and write the manifests
+        timed prepare download "$asr" prepare an4 --download --corpus "$data/download" --out "$data" \
+            --source "$download_source" ${download_url:+--url "$download_url"}
+    else
+        [ -d "$corpus" ] || die "corpus folder not found: $corpus"
+        dev_args=()
+        if [ -f "$corpus/splits/dev_speakers.txt" ]; then
+            read -r -a spk < <(tr "\n" " " < "$corpus/splits/dev_speakers.txt") || true
+            dev_args=(--dev-speakers "${spk[@]}")
+        fi
+        timed prepare manifests "$asr" prepare an4 --corpus "$corpus" --out "$data" "${dev_args[@]}"
     fi
-    timed prepare manifests "$asr" prepare an4 --corpus "$corpus" --out "$data" "${dev_args[@]}"
 fi
 
 sets=()
