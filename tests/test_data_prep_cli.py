@@ -55,11 +55,20 @@ def test_an4_entry_calls_the_library_lazily(tmp_path, monkeypatch, capsys):
         calls.append((corpus_dir, out_dir, dev_speakers))
         return {"train": out_dir / "an4_train.jsonl"}
 
-    monkeypatch.setitem(sys.modules, "data_prep.an4", types.SimpleNamespace(prepare_an4=prepare_an4))
+    def download_an4(target_dir, source="auto", url=None, sha256=None):
+        calls.append(("download", target_dir, source, url, sha256))
+        return Path(target_dir) / "an4"
+
+    monkeypatch.setitem(sys.modules, "data_prep.an4", types.SimpleNamespace(
+        prepare_an4=prepare_an4, download_an4=download_an4))
     args = _parse(["prepare", "an4", "--corpus", "c", "--out", "o", "--dev-speakers", "fash", "fbbh"])
     assert args.func(args) == 0
     assert calls == [(Path("c"), Path("o"), ["fash", "fbbh"])]
     assert capsys.readouterr().out == f"train\t{Path('o') / 'an4_train.jsonl'}\n"
+    calls.clear()
+    args = _parse(["prepare", "an4", "--download", "--corpus", "dl", "--out", "o", "--source", "github"])
+    assert args.func(args) == 0
+    assert calls == [("download", Path("dl"), "github", None, None), (Path("dl") / "an4", Path("o"), None)]
 
 
 @pytest.mark.parametrize("argv", [
