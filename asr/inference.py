@@ -5,7 +5,9 @@ command that runs the model (training's dev scoring, ``asr evaluate``, LM tuning
 transcribe``, the Python API) goes through :meth:`Recognizer.forward`: it pads the model's own
 normalised features and returns ``(log_probs (B, T', V), out_lens (B,))`` as float32 on the
 CPU. :meth:`Recognizer.emissions` batches manifest utterances by length into it;
-:meth:`Recognizer.forward_waves` takes waveforms (long-form chunks).
+:meth:`Recognizer.forward_waves` takes waveforms (long-form chunks). A ``.onnx`` file (written by
+``asr export``) is run by ONNX Runtime (:class:`asr.onnx_runtime.OnnxNetwork`) in place of the
+PyTorch network, through the same forward path, front-end and decoders.
 
 Legend: B batch, T frames, F features, T' output frames, V vocabulary.
 """
@@ -25,6 +27,7 @@ from asr.decode.types import Hypothesis
 from asr.errors import UserError
 from asr.manifest import Utterance
 from asr.model import CTCModel
+from asr.onnx_runtime import OnnxNetwork
 from asr.text import TextNorm
 from asr.tokenizer import tokenizer_from_dict
 
@@ -50,15 +53,16 @@ class Recognizer:
 
     def __init__(self, cfg: ExperimentConfig, tokenizer, cmvn: dict[str, torch.Tensor],
                  state: dict[str, torch.Tensor] | None = None, device: str = "cpu",
-                 cache_features: bool = False):
+                 cache_features: bool = False, network: OnnxNetwork | None = None):
         """``cache_features``: keep each utterance's features in memory (training's dev set,
-        decoded every epoch)."""
+        decoded every epoch). ``network``: run this ONNX network instead of a PyTorch one."""
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.cmvn = cmvn
         self.norm: TextNorm = cfg.text
         self.device = torch.device(device)
-        self.model = CTCModel(cfg.model, cfg.features.dim, len(tokenizer.symbols))
+        self.model = network if network is not None else CTCModel(
+            cfg.model, cfg.features.dim, len(tokenizer.symbols))
         if state is not None:
             self.model.load_state_dict(state)
         self.model.to(self.device).eval()
@@ -71,7 +75,10 @@ class Recognizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, device: str = "cpu") -> "Recognizer":
-        obj = load_model_file(path)  # weights only, every part present
+        """A model file written by ``asr train`` (``.pt``) or ``asr export`` (``.onnx``)."""
+        network = OnnxNetwork(path) if is_onnx(path) else None
+        # every part present: the ONNX file's metadata, or the .pt file (weights only)
+        obj = network.metadata if network is not None else load_model_file(path)
         try:
             cfg = from_dict(ExperimentConfig, obj["config"])
         except (UserError, ValueError) as e:  # our own one-line messages
@@ -81,10 +88,12 @@ class Recognizer:
         if any(d != (cfg.features.dim,) for d in dims.values()):
             raise UserError(f"{path}: its CMVN statistics {dims} do not fit its "
                             f"{cfg.features.dim} features")
-        rec = cls(cfg, tokenizer, obj["cmvn"], None, device)
+        rec = cls(cfg, tokenizer, obj["cmvn"], None, device, network=network)
         rec.path = os.fspath(path)
         longest = obj.get("longest_utterance")
         rec.longest_utterance = float(longest) if isinstance(longest, (int, float)) else None
+        if network is not None:
+            return rec
         own, state = rec.model.state_dict(), obj["model"]
         wrong = [k for k in own if k not in state or own[k].shape != state[k].shape]
         extra = [k for k in state if k not in own]
@@ -175,9 +184,15 @@ class Recognizer:
         return [h.text for h in self.recognize(paths, decoder)]
 
 
+def is_onnx(path: str | os.PathLike) -> bool:
+    """Whether a model path names an exported ONNX model (by its ``.onnx`` suffix)."""
+    return os.fspath(path).lower().endswith(".onnx")
+
+
 def load_tokenizer(path: str | os.PathLike, obj: dict | None = None):
     """The tokenizer of a model file (``obj``: the file already loaded), one line if damaged."""
-    obj = obj if obj is not None else load_model_file(path)
+    if obj is None:
+        obj = OnnxNetwork(path, 1).metadata if is_onnx(path) else load_model_file(path)
     try:
         return tokenizer_from_dict(obj["tokenizer"])
     except ValueError as e:  # our own message (an unknown kind)
@@ -187,5 +202,7 @@ def load_tokenizer(path: str | os.PathLike, obj: dict | None = None):
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> Recognizer:
-    """Load a model file written by ``asr train`` (weights only: no code is executed)."""
+    """Load a model file written by ``asr train`` (weights only: no code is executed) or by
+    ``asr export`` (``.onnx``: run by ONNX Runtime on the CPU, with
+    ``torch.get_num_threads()`` threads)."""
     return Recognizer.from_file(path, device)

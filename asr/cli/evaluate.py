@@ -22,7 +22,7 @@ def add_decode_parser(sub) -> None:
 
 def _register(sub, name: str, decoder: str, help_: str) -> None:
     p = sub.add_parser(name, help=help_)
-    p.add_argument("model", help="model file (model.pt)")
+    p.add_argument("model", help="model file (model.pt, or model.onnx from asr export)")
     p.add_argument("manifest", help="manifest (JSONL) with reference texts")
     p.add_argument("--out", type=Path, help="output folder (default: next to the model)")
     p.add_argument("--device", default="cpu")

@@ -34,7 +34,7 @@ NUMBER_FLAGS = {  # flag -> (type, default, help)
 
 def add_parser(sub) -> None:
     tr = sub.add_parser("transcribe", help="transcribe audio of any length to txt/json/srt/vtt")
-    tr.add_argument("model", help="model file (model.pt)")
+    tr.add_argument("model", help="model file (model.pt, or model.onnx from asr export)")
     tr.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="audio files, directories (searched recursively) or @list.txt")
     tr.add_argument("-o", "--out", type=Path, help="output folder (default: stdout)")
