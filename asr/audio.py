@@ -8,6 +8,7 @@ resampled.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -130,6 +131,20 @@ def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0,
     return resample(wave, sr, sample_rate)
 
 
+def decode_audio(data: bytes, sample_rate: int, name: str = "<audio bytes>") -> torch.Tensor:
+    """Encoded audio held in memory (a shard member: WAV, FLAC...) -> float32 mono ``(T,)`` at
+    ``sample_rate`` Hz, checked like :func:`read_audio`; ``name`` goes into error messages."""
+    try:
+        samples, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except _SF_ERRORS as e:
+        raise _read_error(name, e) from None
+    if samples.shape[0] == 0:
+        raise AudioError(name, "audio file has no samples")
+    if not np.isfinite(samples).all():
+        raise AudioError(name, "audio file contains NaN or Inf samples")
+    return resample(torch.from_numpy(np.ascontiguousarray(to_mono(samples))), sr, sample_rate)
+
+
 def perturbed_rate(sample_rate: int, factor: float) -> int:
     """The virtual rate speed perturbation resamples to, rounded to 100 Hz so the polyphase
     filter stays small; the factor applied differs from the requested one by under 0.3%."""
@@ -197,3 +212,68 @@ class AudioReader:
     def read_mono(self, frames: int) -> np.ndarray:
         """:meth:`read` mixed down to mono, (frames,)."""
         return np.ascontiguousarray(to_mono(self.read(frames)))
+
+
+def pcm_stream(f, rate: int | None, channels: int = 1, chunk_samples: int = 1600,
+               fmt: str = "auto"):
+    """16-bit PCM from a byte stream (a pipe: nothing is seeked) -> ``(rate, chunks)``: the
+    sample rate and an iterator of float32 mono ``(N,)`` tensors of ``chunk_samples`` frames.
+
+    ``fmt``: "raw" (headerless little-endian 16-bit at ``rate`` Hz with ``channels``), "wav"
+    (a RIFF header first; its rate and channels win) or "auto" (WAV when the stream starts
+    with ``RIFF``). Raises UserError for a WAV that is not 16-bit PCM, a stream that ends
+    inside a sample, or no audio at all.
+    """
+    head = f.read(4)
+    is_wav = fmt == "wav" or (fmt == "auto" and head == b"RIFF")
+    if is_wav:
+        rate, channels = _wav_header(f, head)
+    elif rate is None:
+        raise UserError("raw PCM on standard input needs its sample rate (--rate)")
+    frame = 2 * channels
+
+    def chunks():
+        pending, got = (b"" if is_wav else head), 0
+        while True:
+            block = f.read(chunk_samples * frame - len(pending))
+            data = pending + (block or b"")
+            if not block and len(data) < frame:
+                if data:
+                    raise UserError(f"the audio stream ended inside a sample ({len(data)} stray "
+                                    "bytes): is it 16-bit PCM?")
+                if not got:
+                    raise UserError("no audio on the input stream")
+                return
+            n = len(data) // frame * frame
+            pending = data[n:]
+            pcm = np.frombuffer(data[:n], dtype="<i2").reshape(-1, channels)
+            got += len(pcm)
+            yield torch.from_numpy(to_mono(pcm.astype(np.float32) / 32768.0).copy())
+
+    return rate, chunks()
+
+
+def _wav_header(f, head: bytes) -> tuple[int, int]:
+    """Read a RIFF/WAVE header up to its data chunk: (rate, channels), 16-bit PCM only."""
+    rest = f.read(8)
+    if head != b"RIFF" or len(rest) < 8 or rest[4:8] != b"WAVE":
+        raise UserError("the input stream is not a WAV file (no RIFF/WAVE header)")
+    rate = channels = None
+    while True:
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            raise UserError("the WAV stream ended before its data chunk")
+        cid, size = hdr[:4], int.from_bytes(hdr[4:], "little")
+        if cid == b"data":
+            if rate is None:
+                raise UserError("the WAV stream has no fmt chunk before its data")
+            return rate, channels
+        body = f.read(size + (size & 1))
+        if cid == b"fmt ":
+            tag, channels, rate = (int.from_bytes(body[0:2], "little"),
+                                   int.from_bytes(body[2:4], "little"),
+                                   int.from_bytes(body[4:8], "little"))
+            bits = int.from_bytes(body[14:16], "little")
+            if tag not in (1, 0xFFFE) or bits != 16:
+                raise UserError(f"the WAV stream holds {bits}-bit samples (format {tag}); "
+                                "asr stream reads 16-bit PCM (e.g. sox ... -b 16 -e signed)")

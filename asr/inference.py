@@ -165,6 +165,14 @@ class Recognizer:
         beam = choose_beam(self.path, decoder)
         return GreedyDecoder(self.tokenizer) if beam is None else BeamDecoder(self.tokenizer, beam)
 
+    def stream(self, decoder: str = "auto"):
+        """A live utterance (:class:`asr.stream.Stream`) of this unidirectional model:
+        ``accept(samples) -> partial text``, ``finish() -> Hypothesis``; ``decoder`` as for
+        :meth:`decoder` decodes the final hypothesis."""
+        from asr.stream import Stream
+
+        return Stream(self, self.decoder(decoder))
+
     def recognize(self, paths: Iterable[str | os.PathLike], decoder: str = "auto"
                   ) -> list[Hypothesis]:
         """Decode audio files (any format soundfile reads, any rate, any channel count), each

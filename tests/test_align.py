@@ -59,13 +59,14 @@ def tone_sentence(rng: random.Random, n_words: int | None = None
 
 
 @functools.lru_cache(maxsize=1)
-def tone_recognizer() -> Recognizer:
-    """A 1-layer BiLSTM CTC model trained for 300 steps (a few seconds) on the tone corpus."""
+def tone_recognizer(bidirectional: bool = True) -> Recognizer:
+    """A 1-layer (Bi)LSTM CTC model trained for 300 steps (a few seconds) on the tone corpus."""
     torch.manual_seed(0)
     rng = random.Random(0)
     cfg = ExperimentConfig()
     cfg.features = FeatureConfig(kind="fbank", sample_rate=SR, n_mels=20)
-    cfg.model = ModelConfig(hidden=48, layers=1, dropout=0.0, subsample=2)
+    cfg.model = ModelConfig(hidden=48, layers=1, dropout=0.0, subsample=2,
+                            bidirectional=bidirectional)
     tok = CharTokenizer.build(WORDS)
     fx = FeatureExtractor(cfg.features)
     data = [tone_sentence(rng) for _ in range(160)]

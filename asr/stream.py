@@ -1,0 +1,147 @@
+"""Streaming recognition with unidirectional models: audio chunks in, partial and final
+hypotheses out, the recurrent state carried from chunk to chunk and nothing recomputed.
+
+``stream = recognizer.stream()``; ``stream.accept(samples)`` returns the partial text so far
+(incremental greedy decoding); ``stream.finish()`` returns the final :class:`Hypothesis` with
+word times, decoded by the recognizer's decoder over the utterance's log-probs. For a
+unidirectional model the log-probs are the offline forward's (within float rounding) for any
+split of the audio into chunks, so the final hypothesis is the offline one
+(``tests/test_stream.py``).
+
+What each part waits for (the latency it adds beyond the chunk itself):
+- features: a window (fbank, 25 ms) or half an FFT frame of look-ahead (log-mel/MFCC, 16 ms at
+  16 kHz), two frames per delta order (:mod:`asr.stream_features`);
+- frame stacking by s: s input frames; the convolution front-end (kernel 2s+1, stride s):
+  s frames of look-ahead;
+- recurrent layers and the CTC head: nothing (state carried).
+
+Legend: T frames, F features, D layer width, V vocabulary, s subsampling factor.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from asr.decode.types import Hypothesis
+from asr.errors import UserError
+from asr.model import CTCModel, ConvSubsample
+from asr.stream_features import IncrementalFeatures
+
+
+class StreamingEncoder:
+    """A unidirectional :class:`CTCModel` run over feature chunks: (T, F) in, (T', V) log-probs out."""
+
+    def __init__(self, model: CTCModel):
+        if model.cfg.bidirectional:
+            raise UserError("this model is bidirectional: each output frame depends on the whole "
+                            "utterance's future, so it cannot stream; train one with "
+                            "model.bidirectional=false (e.g. recipes/an4/conf/stream.yaml)")
+        self.model = model.eval()
+        self.s = model.cfg.subsample
+        self.conv = model.frontend if isinstance(model.frontend, ConvSubsample) else None
+        dim = model.frontend.conv.in_channels if self.conv else model.frontend.out_dim // self.s
+        # conv: s zero frames of left padding, as the offline convolution's
+        self.buf = torch.zeros(self.s if self.conv else 0, dim)
+        self.state: list[object] = [None] * len(model.rnns)
+        self.seen = 0  # real input frames so far
+        self.done = 0  # conv outputs emitted
+
+    def _frontend(self, final: bool) -> torch.Tensor:
+        s = self.s
+        if final and self.conv is not None:  # right padding, as the offline convolution's
+            self.buf = torch.cat([self.buf, torch.zeros(s, self.buf.shape[1])])
+        elif final and self.buf.shape[0]:  # frame stacking: zero-pad the last group
+            self.buf = torch.cat([self.buf, torch.zeros((-self.buf.shape[0]) % s, self.buf.shape[1])])
+        if self.conv is None:
+            n = self.buf.shape[0] // s
+            x, self.buf = self.buf[:n * s], self.buf[n * s:]
+            return x.reshape(1, n, s * x.shape[1])
+        k = 2 * s + 1
+        n = 0 if self.buf.shape[0] < k else 1 + (self.buf.shape[0] - k) // s
+        if final:  # the offline model makes ceil(seen / s) outputs, no more
+            n = min(n, -(-self.seen // s) - self.done)
+        if n == 0:
+            return torch.zeros(1, 0, self.conv.out_dim)
+        seg = self.buf[:(n - 1) * s + k].T.unsqueeze(0)  # (1, F, frames)
+        c = self.conv.conv
+        y = torch.nn.functional.conv1d(seg, c.weight, c.bias, stride=s)
+        self.buf = self.buf[n * s:]
+        self.done += n
+        return self.conv.act(y).transpose(1, 2)  # (1, n, D)
+
+    @torch.no_grad()
+    def accept(self, feats: torch.Tensor, final: bool = False) -> torch.Tensor:
+        """Normalised feature frames (T, F) -> log-probs (T', V) of the output frames now complete."""
+        m = self.model
+        self.buf = torch.cat([self.buf, feats.float()])
+        self.seen += feats.shape[0]
+        x = self._frontend(final)
+        if x.shape[1] == 0:
+            return torch.zeros(0, m.head.out_features)
+        for i, (rnns, proj, norm) in enumerate(zip(m.rnns, m.projs, m.norms)):
+            x, self.state[i] = rnns[0](x, self.state[i])
+            x = m.dropout(norm(proj(x)))
+        return m.log_probs(x)[0]
+
+    def finish(self) -> torch.Tensor:
+        """The last output frames (end padding of the front-end)."""
+        return self.accept(torch.zeros(0, self.buf.shape[1]), final=True)
+
+
+class Stream:
+    """One live utterance: ``accept(samples) -> partial text``; ``finish() -> Hypothesis``."""
+
+    def __init__(self, rec, decoder=None):
+        """``rec``: an :class:`asr.inference.Recognizer` of a unidirectional model; ``decoder``:
+        the final decoder (default: the recognizer's, as ``asr transcribe`` would choose)."""
+        if not isinstance(rec.model, CTCModel):
+            raise UserError("streaming needs the PyTorch model file (.pt), not an exported .onnx")
+        self.encoder = StreamingEncoder(rec.model)
+        self.features = IncrementalFeatures(rec.source.extract, rec.cmvn)
+        self.rec, self.decoder = rec, decoder or rec.decoder("auto")
+        self.tok = rec.tokenizer
+        self.chunks: list[torch.Tensor] = []
+        self.tokens: list[int] = []  # greedy best path so far, repeats and blanks removed
+        self.last = 0  # previous frame's best token (0: blank)
+        self.blank_run = 0  # output frames of blank since the last token
+
+    def _emit(self, log_probs: torch.Tensor) -> None:
+        if log_probs.shape[0] == 0:
+            return
+        self.chunks.append(log_probs)
+        for t in log_probs.argmax(dim=-1).tolist():
+            if t != self.last and t != 0:
+                self.tokens.append(t)
+            self.last = t
+            self.blank_run = self.blank_run + 1 if t == 0 else 0
+
+    def pause_seconds(self) -> float:
+        """How long the model has output only blanks after the last token (0 before any token):
+        the endpointing signal."""
+        return self.blank_run * self.rec.frame_seconds if self.tokens else 0.0
+
+    @property
+    def partial(self) -> str:
+        """The greedy text of what has been heard so far."""
+        return self.tok.decode(self.tokens)
+
+    def accept(self, samples: torch.Tensor) -> str:
+        """Mono samples at the model's rate, float in [-1, 1]; returns the partial text."""
+        self._emit(self.encoder.accept(self.features.accept(torch.as_tensor(samples))))
+        return self.partial
+
+    def log_probs(self) -> torch.Tensor:
+        """(T', V) log-probs of the utterance so far."""
+        if not self.chunks:
+            return torch.zeros(0, len(self.tok.symbols))
+        return torch.cat(self.chunks)
+
+    def finish(self) -> Hypothesis:
+        """Flush the look-ahead and decode the whole utterance: the final hypothesis, word times included."""
+        self._emit(self.encoder.accept(self.features.finish()))
+        self._emit(self.encoder.finish())
+        lp = self.log_probs()
+        if lp.shape[0] == 0:
+            return Hypothesis(text="", tokens=[], timesteps=[], words=[], score=0.0)
+        lens = torch.tensor([lp.shape[0]])
+        return self.decoder(lp.unsqueeze(0), lens, self.rec.frame_seconds)[0][0]
