@@ -102,12 +102,15 @@ class TrainConfig:
     # (1 - w) * CTC(final) + w * CTC(intermediate) with w = inter_ctc_weight.
     inter_ctc_layer: int = 0
     inter_ctc_weight: float = 0.3
+    # Several processes (torchrun): how long a rank waits for the others in a collective (rank
+    # 0 scoring the dev set and writing checkpoints included) before the job fails.
+    dist_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
         _check("train", self, epochs=_POS, lr=_POS, min_lr=_NONNEG, weight_decay=_NONNEG,
                warmup_steps=_NONNEG, grad_clip=_POS, seed=_NONNEG, patience=_NONNEG,
                average_best=_POS, keep_checkpoints=_POS, checkpoint_every_steps=_NONNEG,
-               threads=_NONNEG, inter_ctc_layer=_NONNEG)
+               threads=_NONNEG, inter_ctc_layer=_NONNEG, dist_timeout_s=_POS)
         if not 0.0 < self.inter_ctc_weight < 1.0:
             raise ValueError(f"train.inter_ctc_weight must be in (0, 1), got {self.inter_ctc_weight}")
         if self.min_lr > self.lr:

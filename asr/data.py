@@ -2,6 +2,9 @@
 
 Legend: B batch, T frames, F features, U target length. All randomness comes from
 ``torch.Generator``s seeded by (seed, epoch) so an epoch's batches are reproducible on resume.
+With several training processes each rank gets its share of every batch (``share``); every
+utterance's augmentation is drawn from a generator of its own, so the shares are the same
+utterances, augmented the same way, as the whole batch of a one-process run.
 """
 
 from __future__ import annotations
@@ -93,6 +96,13 @@ class Batch:
     targets: torch.Tensor  # (sum U,)
     target_lens: torch.Tensor  # (B,)
     seconds: float  # audio seconds in the batch
+    n_total: int = 0  # utterances in the whole batch, over every rank's share (0: these only)
+
+    @classmethod
+    def empty(cls, dim: int) -> "Batch":
+        """A share without utterances (a rank's share of a batch smaller than the ranks)."""
+        none = torch.zeros(0, dtype=torch.long)
+        return cls([], torch.zeros(0, 0, dim), none, none, none, 0.0)
 
     def split(self) -> list["Batch"]:
         """Two halves (for retrying a batch that ran out of memory)."""
@@ -235,15 +245,26 @@ class FeatureSource:
         return apply_cmvn(feats, self.cmvn) if self.cmvn is not None else feats
 
 
+def share(frames: list[int], rank: int, world: int) -> list[int]:
+    """Positions (in order) of rank ``rank``'s share of a batch whose utterances have ``frames``:
+    longest first, the utterances are dealt round-robin to the ``world`` ranks, so the shares are
+    disjoint, cover the batch, differ by at most one utterance and are balanced in length. A
+    batch smaller than ``world`` leaves the last ranks an empty share."""
+    by_length = sorted(range(len(frames)), key=lambda k: (-frames[k], k))
+    return sorted(by_length[rank::world])
+
+
 def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConfig,
                   spec: SpecAugmentConfig | None, seed: int, epoch: int,
-                  on_error: Callable[[Utterance, str], None] | None = None):
+                  on_error: Callable[[Utterance, str], None] | None = None,
+                  rank: int = 0, world: int = 1):
     """Yield ``(index, Batch)`` for one training epoch: speed perturbation, audio augmentation
     (noise, trimmed and padded edges) and SpecAugment drawn from generators seeded by
-    (seed, epoch). The batch list is fixed before the first yield.
+    (seed, epoch). The batch list is fixed before the first yield and does not depend on
+    ``world``; with ``world`` > 1 each Batch is rank ``rank``'s share of it (:func:`share`).
 
     An utterance whose audio cannot be read is passed to ``on_error`` and left out of its batch
-    (a batch left empty yields None); without ``on_error`` the UserError propagates."""
+    (a batch, or share, left empty yields None); without ``on_error`` the UserError propagates."""
     gen = torch.Generator().manual_seed(seed * 100003 + epoch)
     speeds = dcfg.speed_perturb or [1.0]
     choice = torch.randint(0, len(speeds), (len(examples),), generator=gen).tolist()
@@ -253,10 +274,13 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
     batches = make_batches(frames, dcfg.max_frames, dcfg.max_batch, dcfg.num_buckets, gen)
     aug_seeds = torch.randint(0, 2**62, (len(batches),), generator=gen).tolist()
     for bi, idx in enumerate(batches):
-        g = torch.Generator().manual_seed(aug_seeds[bi])
+        # one generator per utterance: its draws do not depend on who else is in the share
+        utt_seeds = torch.randint(0, 2**62, (len(idx),),
+                                  generator=torch.Generator().manual_seed(aug_seeds[bi])).tolist()
         feats, targets, secs = [], [], 0.0
         ids = []
-        for i in idx:
+        for k in share([frames[i] for i in idx], rank, world):
+            i, g = idx[k], torch.Generator().manual_seed(utt_seeds[k])
             aug = draw_wave_aug(dcfg, sr, g)
             try:
                 f = source(examples[i].utt, speeds[choice[i]], aug)

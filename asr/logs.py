@@ -1,4 +1,4 @@
-"""Training logs: a CSV row per epoch, TensorBoard scalars and a PNG of the learning curves."""
+"""Training logs: CSV rows per epoch and per step, TensorBoard scalars, a PNG of the curves."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 from asr.fileio import atomic_write_text
+
+STEP_FIELDS = ("step", "epoch", "batch", "utterances", "loss", "lr")
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:
@@ -34,12 +36,36 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _keep_steps(path: Path, last_step: int) -> None:
+    """Cut ``steps.csv`` back to the steps up to ``last_step`` (those a resumed run does not
+    redo), dropping a line cut short by a kill; rewritten atomically."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if None not in r.values() and r["step"].isdigit()
+                and int(r["step"]) <= last_step]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=STEP_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
 class TrainLogger:
     """Appends epoch rows to ``log.csv`` (rewritten atomically), mirrors them to TensorBoard
     under ``tensorboard/`` and redraws ``curves.png``. On resume the CSV's rows are kept,
-    minus any epoch being redone."""
+    minus any epoch being redone. Every optimiser step appends a row (``STEP_FIELDS``; loss per
+    utterance of the whole batch, nan for a skipped step) to ``steps.csv``; a run resumed at
+    step ``step`` keeps the rows up to it."""
 
-    def __init__(self, exp: Path):
+    def __init__(self, exp: Path, step: int = 0):
+        self.steps_csv = exp / "steps.csv"
+        _keep_steps(self.steps_csv, step)
+        new = not self.steps_csv.is_file()
+        self.steps = open(self.steps_csv, "a", newline="")
+        self.step_writer = csv.DictWriter(self.steps, fieldnames=STEP_FIELDS)
+        if new:
+            self.step_writer.writeheader()
         self.csv = exp / "log.csv"
         self.png = exp / "curves.png"
         self.rows: list[dict] = []
@@ -64,5 +90,11 @@ class TrainLogger:
         self.tb.flush()
         plot_curves(self.rows, self.png)
 
+    def log_step(self, row: dict) -> None:
+        self.step_writer.writerow(row)
+        self.steps.flush()
+        self.tb.add_scalar("step_loss", row["loss"], row["step"])
+
     def close(self) -> None:
+        self.steps.close()
         self.tb.close()

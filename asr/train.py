@@ -2,8 +2,10 @@
 early stopping, and averaging of the best checkpoints into the final model file.
 
 Reads top to bottom: setup -> (resume) -> epochs of steps -> dev scoring -> checkpoint -> average.
-Every random draw comes from seeds derived from (seed, epoch), and the global RNG state is saved
-in every checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
+Every random draw comes from seeds derived from (seed, epoch, batch), so a resumed run ends with
+the same weights as an uninterrupted one. Under torchrun each rank computes its share of every
+batch and the gradients are summed over the ranks (docs/distributed.md): the same config trains
+the same way on any number of processes, and a checkpoint holds nothing that depends on it.
 """
 
 from __future__ import annotations
@@ -13,24 +15,24 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from asr.checkpoint import FORMAT, VERSION, atomic_save, load_model_file, safe_load
 from asr.config import ExperimentConfig, from_dict, to_dict, to_yaml
-from asr.data import (Batch, Example, FeatureSource, audio_problem, filter_utterances,
-                      make_batches, train_batches)
+from asr.data import Batch, FeatureSource, audio_problem, filter_utterances, make_batches, \
+    train_batches
+from asr.distributed import Dist, step_seed
 from asr.errors import UserError
-from asr.features import GlobalCMVN
 from asr.inference import Recognizer
 from asr.logs import TrainLogger
 from asr.fileio import atomic_write_text
 from asr.manifest import Utterance, read_manifest
 from asr.model import CTCModel
-from asr.scoring import error_counts
 from asr.tokenizer import build_tokenizer, tokenizer_from_dict
+from asr.train_parts import (autocast_dtype, average_checkpoints, compute_cmvn,  # noqa: F401
+                             is_oom, lr_factor, normalise, score_dev, with_init_sections)
 
 log = logging.getLogger(__name__)
 
@@ -51,87 +53,6 @@ class State:
     epoch_bad: int = 0  # non-finite steps in this epoch
 
 
-def is_oom(e: BaseException) -> bool:
-    msg = str(e)
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in msg \
-        or "can't allocate memory" in msg
-
-
-def compute_cmvn(examples: list[Example], source: FeatureSource,
-                 on_error: Callable[[Utterance, str], None]) -> dict[str, torch.Tensor]:
-    """Global CMVN over the training set (unperturbed); unreadable audio goes to on_error."""
-    stats = GlobalCMVN(source.fcfg.dim)
-    for ex in tqdm(examples, desc="CMVN statistics", disable=None, leave=False):
-        try:
-            stats.accumulate(source.raw(ex.utt))
-        except UserError as e:
-            on_error(ex.utt, getattr(e, "reason", str(e)))
-    return stats.stats()
-
-
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """Mixed-precision dtype for training on ``device``, or None for float32: float16 on CUDA,
-    bfloat16 on CPUs that compute it natively (elsewhere emulated bf16 would be slower)."""
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.float16
-    if device.type != "cpu":
-        return None
-    checks = (getattr(torch.cpu, name, lambda: False)  # private: absent in some versions
-              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return torch.bfloat16 if any(native() for native in checks) else None
-
-
-def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
-    """Linear warm-up to 1, then cosine decay to ``floor``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def score_dev(rec: Recognizer, utts: list[Utterance]) -> dict[str, float]:
-    """Greedy dev WER/CER through the one forward path and the one counter."""
-    hyps = rec.decode_utterances(utts, words=False)
-    words, chars = error_counts([u.text for u in utts], [hyps[u.id].text for u in utts])
-    return {"dev_wer": words.rate, "dev_cer": chars.rate}
-
-
-def normalise(utts: list[Utterance], cfg: ExperimentConfig) -> list[Utterance]:
-    for u in utts:
-        u.text = cfg.text(u.text)
-    return utts
-
-
-def average_checkpoints(paths: list[Path]) -> dict[str, torch.Tensor]:
-    """Element-wise mean of the model weights in ``paths`` (integer buffers from the last)."""
-    states = [safe_load(p, "checkpoint")["model"] for p in paths]
-    avg = {}
-    for k, v in states[-1].items():
-        avg[k] = (sum(s[k].double() for s in states) / len(states)).to(v.dtype) \
-            if v.is_floating_point() else v
-    return avg
-
-
-def _with_init_sections(cfg: ExperimentConfig, init_cfg: dict, path: str | Path
-                        ) -> ExperimentConfig:
-    """``cfg`` with the features, model, tokenizer and text sections of a model being
-    fine-tuned (its weights only fit those); a differing setting is logged, not an error."""
-    try:
-        src = from_dict(ExperimentConfig, init_cfg)
-    except (UserError, ValueError) as e:  # our own one-line messages
-        raise UserError(f"{path}: the model file does not fit this asr ({e})") from None
-    merged, init_sections = to_dict(cfg), to_dict(src)
-    for section in ("features", "model", "tokenizer", "text"):
-        theirs = init_sections[section]
-        changed = [k for k, v in merged[section].items() if theirs.get(k) != v]
-        if changed:
-            log.info("--init: %s.%s taken from %s", section, ",".join(changed), path)
-        merged[section] = theirs
-    return from_dict(ExperimentConfig, merged)
-
-
 class Trainer:
     def __init__(self, cfg: ExperimentConfig, train_manifest: str, dev_manifest: str,
                  exp_dir: str | Path, resume: bool = False, device: str = "auto",
@@ -146,14 +67,12 @@ class Trainer:
             raise UserError(f"--resume: no checkpoint at {self.last}")
         if not resume and self.last.is_file():
             raise UserError(f"{self.exp} already holds a run; use --resume or another --exp-dir")
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if device == "auto" else device))
         ckpt = safe_load(self.last, "checkpoint") if resume else None
         if ckpt is not None:  # the run's own config wins over the command line on resume
             cfg = from_dict(ExperimentConfig, ckpt["config"])
         start = load_model_file(init) if init is not None and ckpt is None else None
         if start is not None:
-            cfg = _with_init_sections(cfg, start["config"], init)
+            cfg = with_init_sections(cfg, start["config"], init)
         self.cfg = cfg
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -161,20 +80,29 @@ class Trainer:
         # Bad manifests fail before anything is written to the experiment folder.
         train_utts = normalise(read_manifest(train_manifest), cfg)
         self.dev_utts = normalise(read_manifest(dev_manifest), cfg)
+        self.dist = dist = Dist.start(device, cfg.train.dist_timeout_s)  # rank 0 writes files
+        self.device = dist.device
         self.exp.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.exp / "train.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger().addHandler(handler)
-        atomic_write_text(self.exp / "config.yaml", to_yaml(cfg))
+        dist.quiet()
+        if dist.main:
+            handler = logging.FileHandler(self.exp / "train.log")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logging.getLogger().addHandler(handler)
+            atomic_write_text(self.exp / "config.yaml", to_yaml(cfg))
 
-        bad_dev = [u for u in self.dev_utts if audio_problem(u, read=True)]  # NaN, truncated
+        bad_dev = [u for u in self.dev_utts if dist.main and audio_problem(u, read=True)]
         if bad_dev:
             log.warning("dev: leaving out %d utterances with unusable audio: %s", len(bad_dev),
                         ", ".join(u.id for u in bad_dev[:10]))
             self.dev_utts = [u for u in self.dev_utts if u not in bad_dev]
         first = ckpt or start  # where the tokenizer and CMVN come from, if not built here
-        self.tokenizer = (tokenizer_from_dict(first["tokenizer"]) if first
-                          else build_tokenizer(cfg.tokenizer, [u.text for u in train_utts]))
+        if first:
+            self.tokenizer = tokenizer_from_dict(first["tokenizer"])
+        else:  # rank 0's (the same unless building is nondeterministic)
+            built = build_tokenizer(cfg.tokenizer, [u.text for u in train_utts]) if dist.main \
+                else None
+            self.tokenizer = built if dist.world == 1 else tokenizer_from_dict(
+                dist.from_main(built.to_dict() if built else None))
         self.skipped: dict[str, str] = {}
         train_utts = self._drop_unreadable(train_utts)
         self.examples = filter_utterances(train_utts, self.tokenizer.encode, cfg.features,
@@ -182,15 +110,18 @@ class Trainer:
         if not self.examples:
             raise UserError(f"{train_manifest}: no usable training utterances")
         self.source = FeatureSource(cfg.features, None, cfg.data.cache_features)
-        cmvn = first["cmvn"] if first else compute_cmvn(self.examples, self.source, self._skip)
+        cmvn = first["cmvn"] if first else compute_cmvn(self.examples, self.source, self._skip,
+                                                        dist)
         self.source.cmvn = cmvn
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device),
                               cache_features=cfg.data.cache_features)
         self.rec.longest_utterance = max(e.utt.duration for e in self.examples)
         self.model: CTCModel = self.rec.model
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
         if start is not None:
             self.model.load_state_dict(start["model"])
             log.info("initialised from %s (fine-tuning)", init)
+        dist.copy_from_main(self.model)  # every rank starts from rank 0's weights
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.98),
                                      weight_decay=cfg.train.weight_decay)
         n0 = len(make_batches([e.frames for e in self.examples], cfg.data.max_frames,
@@ -204,13 +135,14 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.ctc = torch.nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
         self.state = State()
-        self.logger = TrainLogger(self.exp)
         if ckpt:
             self._restore(ckpt)
+        self.logger = TrainLogger(self.exp, self.state.global_step) if dist.main else None
         n_params = sum(p.numel() for p in self.model.parameters())
-        log.info("model: %s, %.2fM parameters, vocabulary %d, device %s, %s", cfg.model.cell,
+        log.info("model: %s, %.2fM parameters, vocabulary %d, device %s, %s%s", cfg.model.cell,
                  n_params / 1e6, len(self.tokenizer.symbols), self.device,
-                 f"mixed precision {self.amp_dtype}" if self.amp_dtype else "float32")
+                 f"mixed precision {self.amp_dtype}" if self.amp_dtype else "float32",
+                 f", {dist.world} processes" if dist.world > 1 else "")
 
     # -- bad training audio ------------------------------------------------------------------
     def _drop_unreadable(self, utts: list[Utterance]) -> list[Utterance]:
@@ -220,7 +152,7 @@ class Trainer:
             problem = audio_problem(u)
             if problem is None:
                 keep.append(u)
-            else:
+            elif self.dist.main or self.cfg.data.strict:  # every rank sees these: rank 0 tells
                 self._skip(u, problem)
         return keep
 
@@ -232,8 +164,9 @@ class Trainer:
             return
         self.skipped[u.id] = f"{u.audio_path}\t{reason}"
         log.warning("skipping utterance %s: %s: %s", u.id, u.audio_path, reason)
-        atomic_write_text(self.exp / "skipped_utterances.tsv", "id\taudio_path\treason\n" + "".join(
-            f"{k}\t{v}\n" for k, v in sorted(self.skipped.items())))
+        if self.dist.main:  # the other ranks' skips are in their warnings only
+            atomic_write_text(self.exp / "skipped_utterances.tsv", "id\taudio_path\treason\n"
+                              + "".join(f"{k}\t{v}\n" for k, v in sorted(self.skipped.items())))
 
     # -- checkpoints -------------------------------------------------------------------------
     def _payload(self) -> dict:
@@ -241,8 +174,7 @@ class Trainer:
                 "tokenizer": self.tokenizer.to_dict(), "cmvn": self.rec.cmvn,
                 "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
-                "state": vars(self.state).copy(), "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+                "state": vars(self.state).copy(), "rng": torch.get_rng_state()}
 
     def _restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -250,9 +182,7 @@ class Trainer:
         self.sched.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state = State(**ckpt["state"])
-        torch.set_rng_state(ckpt["rng"])
-        if ckpt["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        torch.set_rng_state(ckpt["rng"])  # (each step reseeds from (seed, epoch, batch, rank))
         log.info("resumed from %s: epoch %d, batch %d", self.last, self.state.epoch,
                  self.state.step_in_epoch)
 
@@ -310,14 +240,25 @@ class Trainer:
         return None if None in parts else sum(parts)
 
     def _step(self, batch: Batch) -> float | None:
-        """One optimiser update; None (and no update) when the loss or gradient is not finite."""
+        """One optimiser update; None (and no update) when the loss or gradient is not finite.
+        With several processes ``batch`` is this rank's share of a batch of ``batch.n_total``
+        utterances; the summed gradients, losses, non-finite flags and out-of-memory skips of
+        the shares are reduced in one all-reduce, so every rank then clips, skips or updates
+        alike, with the gradient of the whole batch."""
         self.opt.zero_grad(set_to_none=True)
-        loss = self._loss_backward(batch, len(batch.ids))
+        oom_before = self.state.oom_skipped
+        loss = self._loss_backward(batch, batch.n_total or len(batch.ids)) if batch.ids else 0.0
+        if self.dist.world > 1:
+            oom = self.state.oom_skipped - oom_before
+            total, bad, ooms = self.dist.reduce_grads(self.params,
+                                                      [loss or 0.0, float(loss is None), oom])
+            self.state.oom_skipped = oom_before + round(ooms)
+            loss = None if bad else total
         if loss is None:
             self.opt.zero_grad(set_to_none=True)
             return None
         self.scaler.unscale_(self.opt)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.train.grad_clip)
         if not torch.isfinite(norm) and not self.use_amp:
             self.opt.zero_grad(set_to_none=True)
             return None
@@ -327,19 +268,30 @@ class Trainer:
         return loss
 
     def _run_epoch(self, epoch: int) -> float:
-        cfg, st = self.cfg, self.state
-        if st.step_in_epoch == 0:
-            torch.manual_seed(cfg.train.seed * 1000 + epoch)  # dropout draws of this epoch
+        cfg, st, dist = self.cfg, self.state, self.dist
         self.model.train()
         secs, t0 = 0.0, time.time()
         batches = train_batches(self.examples, self.source, cfg.data, cfg.specaug,
-                                cfg.train.seed, epoch, on_error=self._skip)
-        bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None, dynamic_ncols=True)
+                                cfg.train.seed, epoch, on_error=self._skip, rank=dist.rank,
+                                world=dist.world)
+        bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None if dist.main else True,
+                   dynamic_ncols=True)
         for bi, batch in batches:
-            if bi < st.step_in_epoch or batch is None:  # done before an interruption / empty
+            if bi < st.step_in_epoch:  # done before an interruption
                 continue
+            (n_total,) = dist.sum_ints(len(batch.ids) if batch else 0)
+            if n_total == 0:  # nothing readable in the whole batch
+                continue
+            batch = batch or Batch.empty(cfg.features.dim)  # a rank with no share still takes part
+            batch.n_total = n_total
+            torch.manual_seed(step_seed(cfg.train.seed, epoch, bi, dist.rank))  # dropout draws
+            lr = self.opt.param_groups[0]["lr"]
             loss = self._step(batch)
             st.step_in_epoch, st.global_step = bi + 1, st.global_step + 1
+            if self.logger:
+                self.logger.log_step({"step": st.global_step, "epoch": epoch, "batch": bi,
+                                      "utterances": n_total, "lr": lr,
+                                      "loss": math.nan if loss is None else loss})
             if loss is None:
                 st.skipped_steps, st.epoch_bad = st.skipped_steps + 1, st.epoch_bad + 1
                 log.warning("non-finite loss or gradient at step %d: update skipped (%d so far)",
@@ -351,7 +303,7 @@ class Trainer:
             bar.set_postfix(loss=f"{st.epoch_loss / max(1, st.epoch_steps):.3f}",
                             audio_s_per_s=f"{secs / (time.time() - t0):.0f}")
             every = cfg.train.checkpoint_every_steps
-            if every and st.global_step % every == 0:
+            if every and st.global_step % every == 0 and dist.main:
                 atomic_save(self._payload(), self.last)
         bar.close()
         if st.epoch_steps == 0 and st.epoch_bad:
@@ -360,39 +312,48 @@ class Trainer:
         return st.epoch_loss / max(1, st.epoch_steps)
 
     def fit(self) -> Path:
-        cfg, st = self.cfg, self.state
+        cfg, st, main = self.cfg, self.state, self.dist.main
         while st.epoch <= cfg.train.epochs:
             epoch, t0 = st.epoch, time.time()
             train_loss = self._run_epoch(epoch)
-            dev = score_dev(self.rec, self.dev_utts)
+            # rank 0 scores the dev set; the others wait for its result (early stopping)
+            dev = self.dist.from_main(score_dev(self.rec, self.dev_utts) if main else None)
             metric = dev[f"dev_{cfg.train.select_metric}"]
             improved = metric < st.best
             st.best, st.bad_epochs = (metric, 0) if improved else (st.best, st.bad_epochs + 1)
             row = {"epoch": epoch, "step": st.global_step, "train_loss": train_loss, **dev,
                    "lr": self.opt.param_groups[0]["lr"], "seconds": time.time() - t0}
-            self.logger.log(row)
             log.info("epoch %d: loss %.3f  dev WER %.2f%%  CER %.2f%%  (%.0f s)", epoch,
                      train_loss, 100 * dev["dev_wer"], 100 * dev["dev_cer"], row["seconds"])
-            self._save_epoch(epoch, metric)
+            if main:
+                self.logger.log(row)
+                self._save_epoch(epoch, metric)
             st.epoch, st.step_in_epoch = epoch + 1, 0
             st.epoch_loss, st.epoch_steps, st.epoch_bad = 0.0, 0, 0
             stop = cfg.train.patience and st.bad_epochs >= cfg.train.patience
             if stop:
                 st.epoch = cfg.train.epochs + 1  # a resumed run must not train further
-            atomic_save(self._payload(), self.last)
+            if main:
+                atomic_save(self._payload(), self.last)
             if stop:
                 log.info("early stopping: no dev improvement for %d epochs", st.bad_epochs)
                 break
         return self.finish()
 
     def finish(self) -> Path:
+        out = self.exp / "model.pt"
+        if self.dist.main:
+            self._write_model(out)
+        self.dist.barrier()  # the other ranks end when the model file is there
+        self.dist.close()
+        return out
+
+    def _write_model(self, out: Path) -> None:
         best = self._epoch_files()[: self.cfg.train.average_best]
         log.info("averaging epochs %s", ", ".join(str(e) for _, e, _ in best))
         self.model.load_state_dict(average_checkpoints([p for _, _, p in best]))
         dev = score_dev(self.rec, self.dev_utts)
         log.info("final (averaged) model: dev WER %.2f%%  CER %.2f%%", 100 * dev["dev_wer"],
                  100 * dev["dev_cer"])
-        out = self.exp / "model.pt"
         self.rec.save(out, {"averaged_epochs": [e for _, e, _ in best], "dev": dev})
         self.logger.close()
-        return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -23,8 +24,28 @@ def add_parser(sub) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
+    from asr.distributed import PeerLost, env_rank, failure_line
+    from asr.errors import UserError
+
+    rank, world, _ = env_rank()
+    if world <= 1:
+        return _train(a)
+    try:  # under torchrun: every failure is one line naming the rank (then, for bugs, the trace)
+        return _train(a)
+    except UserError as e:
+        raise UserError(f"rank {rank} of {world}: {e}") from None
+    except PeerLost as e:
+        print(f"asr: rank {rank} of {world}: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        print(f"asr: rank {rank} of {world} failed: {failure_line(e)}", file=sys.stderr)
+        raise
+
+
+def _train(a: argparse.Namespace) -> int:
     from asr.cli.common import check_device
     from asr.config import load_config
+    from asr.distributed import env_rank
     from asr.fileio import check_output_dir
     from asr.train import Trainer
 
@@ -33,5 +54,6 @@ def run(a: argparse.Namespace) -> int:
     cfg = load_config(a.config, a.overrides)
     model = Trainer(cfg, a.train, a.dev, a.exp_dir, resume=a.resume, device=a.device,
                     init=a.init).fit()
-    print(f"model written to {model}")
+    if env_rank()[0] == 0:
+        print(f"model written to {model}")
     return 0
