@@ -2,8 +2,9 @@
 hypotheses out, the recurrent state carried from chunk to chunk and nothing recomputed.
 
 ``stream = recognizer.stream()``; ``stream.accept(samples)`` returns the partial text so far
-(incremental greedy decoding); ``stream.finish()`` returns the final :class:`Hypothesis` with
-word times, decoded by the recognizer's decoder over the utterance's log-probs. For a
+(incremental greedy decoding, or the best hypothesis of a beam search run online through
+flashlight's ``decode_step``); ``stream.finish()`` returns the final :class:`Hypothesis` with
+word times (greedy: decoded over the utterance's log-probs; beam: the online search's end). For a
 unidirectional model the log-probs are the offline forward's (within float rounding) for any
 split of the audio into chunks, so the final hypothesis is the offline one
 (``tests/test_stream.py``).
@@ -99,6 +100,8 @@ class Stream:
         self.encoder = StreamingEncoder(rec.model)
         self.features = IncrementalFeatures(rec.source.extract, rec.cmvn)
         self.rec, self.decoder = rec, decoder or rec.decoder("auto")
+        # beam search runs online (flashlight's decode_step) and gives the partial results
+        self.online = self.decoder.online() if hasattr(self.decoder, "online") else None
         self.tok = rec.tokenizer
         self.chunks: list[torch.Tensor] = []
         self.tokens: list[int] = []  # greedy best path so far, repeats and blanks removed
@@ -109,6 +112,8 @@ class Stream:
         if log_probs.shape[0] == 0:
             return
         self.chunks.append(log_probs)
+        if self.online is not None:
+            self.online.step(log_probs)
         for t in log_probs.argmax(dim=-1).tolist():
             if t != self.last and t != 0:
                 self.tokens.append(t)
@@ -122,8 +127,9 @@ class Stream:
 
     @property
     def partial(self) -> str:
-        """The greedy text of what has been heard so far."""
-        return self.tok.decode(self.tokens)
+        """The text of what has been heard so far: the beam search's best hypothesis, or the
+        greedy best path."""
+        return self.online.partial() if self.online is not None else self.tok.decode(self.tokens)
 
     def accept(self, samples: torch.Tensor) -> str:
         """Mono samples at the model's rate, float in [-1, 1]; returns the partial text."""
@@ -141,6 +147,8 @@ class Stream:
         self._emit(self.encoder.accept(self.features.finish()))
         self._emit(self.encoder.finish())
         lp = self.log_probs()
+        if self.online is not None:
+            return self.online.finish(lp, self.rec.frame_seconds)
         if lp.shape[0] == 0:
             return Hypothesis(text="", tokens=[], timesteps=[], words=[], score=0.0)
         lens = torch.tensor([lp.shape[0]])

@@ -230,3 +230,41 @@ def test_a_bidirectional_model_file_is_refused_in_one_line(tmp_path, stream_mode
     assert proc.returncode == 2
     line, = proc.stderr.decode().strip().splitlines()
     assert "bidirectional" in line and "cannot stream" in line
+
+
+@pytest.mark.parametrize("with_lexicon", [True, False])
+def test_beam_search_online_gives_the_offline_beam_result(tmp_path, stream_model, with_lexicon):
+    """Streaming feeds flashlight's decode_step chunk by chunk; the final text equals the
+    offline beam search's on the whole file, and the partials are its best hypotheses so far."""
+    from asr.decode.beam import BeamConfig, BeamDecoder
+    from asr.inference import load_model
+    from asr.lm import build_ngram_lm, model_lexicon, sentences_from_lines, write_lexicon
+    from asr.stream import Stream
+    from test_align import WORDS
+
+    d, _, pcm = stream_model
+    rec = load_model(d / "uni.pt")
+    rng = np.random.default_rng(0)
+    lines = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 5)))) for _ in range(50)]
+    lexicon = ""
+    if with_lexicon:
+        build_ngram_lm(sentences_from_lines(lines), 2).write_arpa(tmp_path / "lm.arpa")
+        lex, _ = model_lexicon(WORDS, rec.tokenizer)
+        write_lexicon(tmp_path / "lex.txt", lex)
+        lexicon, lm = str(tmp_path / "lex.txt"), str(tmp_path / "lm.arpa")
+    else:  # a token LM over the model's symbols
+        spelled = [" ".join(rec.tokenizer.separator if c == " " else c for c in line) for line in lines]
+        build_ngram_lm(sentences_from_lines(spelled), 3).write_arpa(tmp_path / "tok.arpa")
+        lm = str(tmp_path / "tok.arpa")
+    dec = BeamDecoder(rec.tokenizer, BeamConfig(lexicon=lexicon, lm=lm, lm_weight=0.5, beam_size=16))
+    wave = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
+    lp, lens = rec.forward_waves([wave])
+    offline = dec(lp, lens, rec.frame_seconds)[0][0]
+    assert len(offline.text.split()) >= 4
+    for seed, largest in ((0, 300), (1, 5000)):
+        stream = Stream(rec, dec)
+        partials = [stream.accept(c) for c in _chunks(wave, seed, largest)]
+        final = stream.finish()
+        assert final.text == offline.text and final.tokens == offline.tokens
+        assert [w[:3] for w in final.words] == [w[:3] for w in offline.words]
+        assert partials[0] == "" and partials[-1] and set(partials[-1].split()) <= set(WORDS)

@@ -210,6 +210,12 @@ class BeamDecoder:
             out.append(best or [Hypothesis("", [], [], [], 0.0)])
         return out
 
+    def online(self) -> "OnlineBeam":
+        """An incremental search over one utterance (flashlight's ``decode_begin`` /
+        ``decode_step`` / ``decode_end``): the same result as this decoder's call on the
+        utterance's log-probs, with a best partial text at any point."""
+        return OnlineBeam(self)
+
     def _search(self, em: torch.Tensor) -> list:
         """torchaudio's ``CTCHypothesis`` list for one utterance's (T', V) emissions."""
         if em.shape[0] == 0:
@@ -234,3 +240,41 @@ class BeamDecoder:
         words = word_timings(lp, tokens, self.tokenizer, frame_seconds) \
             if frame_seconds > 0 and tokens else []
         return Hypothesis(text, tokens, steps, words, float(r.score))
+
+
+class OnlineBeam:
+    """One utterance's beam search fed frames as they come (see :meth:`BeamDecoder.online`)."""
+
+    def __init__(self, dec: BeamDecoder):
+        self.dec, self.frames = dec, 0
+        dec._decoder.decode_begin()
+
+    def step(self, log_probs: torch.Tensor) -> None:
+        """Search on over (T', V) more log-probs."""
+        if log_probs.shape[0]:
+            self.dec._decoder.decode_step(log_probs.detach().float().cpu().contiguous())
+            self.frames += log_probs.shape[0]
+
+    def partial(self) -> str:
+        """The best hypothesis so far, as text."""
+        d = self.dec
+        if not self.frames:
+            return ""
+        r = d._decoder._to_hypo([d._decoder.decoder.get_best_hypothesis(0)])[0]
+        if d.cfg.lexicon:
+            return " ".join(r.words)
+        return d.tokenizer.decode([int(t) for t in r.tokens.tolist() if t != 0])
+
+    def finish(self, log_probs: torch.Tensor, frame_seconds: float = 0.0) -> Hypothesis:
+        """End the search; ``log_probs``: all the utterance's (T', V) frames (for word times)."""
+        d = self.dec
+        if d._pad_silence and self.frames:
+            pad = torch.full((1, log_probs.shape[1]), -1e4)
+            pad[0, d._silence] = 0.0
+            d._decoder.decode_step(pad)
+        d._decoder.decode_end()
+        if not self.frames:
+            return Hypothesis("", [], [], [], 0.0)
+        results = d._decoder.get_final_hypothesis()
+        return d._hypothesis(results[0], log_probs, frame_seconds) if results \
+            else Hypothesis("", [], [], [], 0.0)
