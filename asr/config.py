@@ -61,9 +61,14 @@ class DataConfig:
     cache_features: bool = True
     num_buckets: int = 10
     strict: bool = False  # unreadable training audio: fail (True) or skip, count and list it
+    # Training from tar shards (--train SHARD_DIR, written by asr shard): DataLoader worker
+    # processes per rank (0: read in the training process) and utterances per shuffle buffer.
+    workers: int = 0
+    shuffle_buffer: int = 1000
 
     def __post_init__(self) -> None:
         _check("data", self, max_frames=_POS, max_batch=_POS, num_buckets=_POS,
+               shuffle_buffer=_POS, workers=_NONNEG,
                max_duration=_POS, min_duration=_NONNEG, trim_ms=_NONNEG, pad_ms=_NONNEG)
         if self.min_duration >= self.max_duration:
             raise ValueError(f"data.min_duration ({self.min_duration}) must be below "

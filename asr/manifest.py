@@ -7,6 +7,7 @@ Optional fields (``offset`` for a segment start in seconds, ``lang``...) are kep
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -72,14 +73,14 @@ def parse_line(line: str, where: str, base: Path | None = None) -> Utterance:
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Read a JSONL manifest. Raises UserError naming the file and line on any problem,
-    including duplicate ids."""
+    """Read a JSONL (or JSONL.gz) manifest. Raises UserError naming the file and line on any
+    problem, including duplicate ids."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"manifest not found: {p}")
     utts: list[Utterance] = []
     seen: dict[str, int] = {}
-    with open(p, "rb") as f:
+    with (gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")) as f:
         for n, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8-sig" if n == 1 else "utf-8")  # a BOM is fine

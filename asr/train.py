@@ -30,7 +30,9 @@ from asr.logs import TrainLogger
 from asr.fileio import atomic_write_text
 from asr.manifest import Utterance, read_manifest
 from asr.model import CTCModel
+from asr.shards import ShardSet
 from asr.tokenizer import build_tokenizer, tokenizer_from_dict
+from asr.train_shards import CMVN_SAMPLE, ShardEpochs, is_shard_dir, shard_cmvn, shard_texts
 from asr.train_parts import (autocast_dtype, average_checkpoints, compute_cmvn,  # noqa: F401
                              is_oom, lr_factor, normalise, score_dev, with_init_sections)
 
@@ -51,6 +53,7 @@ class State:
     epoch_loss: float = 0.0  # running sum over this epoch's finite steps (kept across resume)
     epoch_steps: int = 0
     epoch_bad: int = 0  # non-finite steps in this epoch
+    streams: int = 0  # training from shards: ranks x workers of the run that wrote it
 
 
 class Trainer:
@@ -78,7 +81,9 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
         # Bad manifests fail before anything is written to the experiment folder.
-        train_utts = normalise(read_manifest(train_manifest), cfg)
+        # --train: a manifest, or a folder of tar shards (asr shard) read as a stream
+        self.shards = ShardSet.load(train_manifest) if is_shard_dir(train_manifest) else None
+        train_utts = None if self.shards else normalise(read_manifest(train_manifest), cfg)
         self.dev_utts = normalise(read_manifest(dev_manifest), cfg)
         self.dist = dist = Dist.start(device, cfg.train.dist_timeout_s)  # rank 0 writes files
         self.device = dist.device
@@ -99,23 +104,34 @@ class Trainer:
         if first:
             self.tokenizer = tokenizer_from_dict(first["tokenizer"])
         else:  # rank 0's (the same unless building is nondeterministic)
-            built = build_tokenizer(cfg.tokenizer, [u.text for u in train_utts]) if dist.main \
-                else None
+            texts = ([cfg.text(t) for t in shard_texts(self.shards)] if self.shards
+                     else [u.text for u in train_utts])
+            built = build_tokenizer(cfg.tokenizer, texts) if dist.main else None
             self.tokenizer = built if dist.world == 1 else tokenizer_from_dict(
                 dist.from_main(built.to_dict() if built else None))
         self.skipped: dict[str, str] = {}
-        train_utts = self._drop_unreadable(train_utts)
-        self.examples = filter_utterances(train_utts, self.tokenizer.encode, cfg.features,
-                                          cfg.data, cfg.model.subsample, "train")
-        if not self.examples:
-            raise UserError(f"{train_manifest}: no usable training utterances")
-        self.source = FeatureSource(cfg.features, None, cfg.data.cache_features)
-        cmvn = first["cmvn"] if first else compute_cmvn(self.examples, self.source, self._skip,
-                                                        dist)
+        self.examples = []
+        if self.shards is None:
+            train_utts = self._drop_unreadable(train_utts)
+            self.examples = filter_utterances(train_utts, self.tokenizer.encode, cfg.features,
+                                              cfg.data, cfg.model.subsample, "train")
+            if not self.examples:
+                raise UserError(f"{train_manifest}: no usable training utterances")
+        self.source = FeatureSource(cfg.features, None, cfg.data.cache_features and not self.shards)
+        if first:
+            cmvn = first["cmvn"]
+        elif self.shards:  # a seeded sample: a corpus of any size costs the same
+            cmvn = shard_cmvn(self.shards, self.source, CMVN_SAMPLE, cfg.train.seed, self._skip, dist)
+        else:
+            cmvn = compute_cmvn(self.examples, self.source, self._skip, dist)
         self.source.cmvn = cmvn
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device),
                               cache_features=cfg.data.cache_features)
-        self.rec.longest_utterance = max(e.utt.duration for e in self.examples)
+        self.rec.longest_utterance = (max(float(s.durations.max()) for s in self.shards.shards
+                                          if s.count) if self.shards
+                                      else max(e.utt.duration for e in self.examples))
+        self.data = ShardEpochs(self.shards, cfg, self.source, self._encode, dist) \
+            if self.shards else None
         self.model: CTCModel = self.rec.model
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if start is not None:
@@ -124,8 +140,8 @@ class Trainer:
         dist.copy_from_main(self.model)  # every rank starts from rank 0's weights
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.98),
                                      weight_decay=cfg.train.weight_decay)
-        n0 = len(make_batches([e.frames for e in self.examples], cfg.data.max_frames,
-                              cfg.data.max_batch, 1, None))
+        n0 = self.data.batches_in_epoch(1) if self.data else len(make_batches(
+            [e.frames for e in self.examples], cfg.data.max_frames, cfg.data.max_batch, 1, None))
         total = n0 * cfg.train.epochs
         floor = cfg.train.min_lr / cfg.train.lr
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -137,6 +153,12 @@ class Trainer:
         self.state = State()
         if ckpt:
             self._restore(ckpt)
+        streams = dist.world * max(1, cfg.data.workers) if self.shards else 0
+        if self.shards and self.state.step_in_epoch and self.state.streams != streams:
+            raise UserError(f"{self.last} stopped within epoch {self.state.epoch} of a sharded run "
+                            f"read by {self.state.streams} streams (processes x data.workers); "
+                            f"resume it with as many (not {streams}), or from an epoch's end")
+        self.state.streams = streams
         self.logger = TrainLogger(self.exp, self.state.global_step) if dist.main else None
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s, %.2fM parameters, vocabulary %d, device %s, %s%s", cfg.model.cell,
@@ -155,6 +177,10 @@ class Trainer:
             elif self.dist.main or self.cfg.data.strict:  # every rank sees these: rank 0 tells
                 self._skip(u, problem)
         return keep
+
+    def _encode(self, text: str) -> list[int] | None:
+        """Targets of a shard utterance's raw text (None: it cannot be tokenised)."""
+        return self.tokenizer.encode(self.cfg.text(text))
 
     def _skip(self, u: Utterance, reason: str) -> None:
         """Record an unusable training utterance in ``skipped_utterances.tsv``."""
@@ -271,9 +297,9 @@ class Trainer:
         cfg, st, dist = self.cfg, self.state, self.dist
         self.model.train()
         secs, t0 = 0.0, time.time()
-        batches = train_batches(self.examples, self.source, cfg.data, cfg.specaug,
-                                cfg.train.seed, epoch, on_error=self._skip, rank=dist.rank,
-                                world=dist.world)
+        batches = self.data.epoch(epoch, st.step_in_epoch, self._skip) if self.data else \
+            train_batches(self.examples, self.source, cfg.data, cfg.specaug, cfg.train.seed,
+                          epoch, on_error=self._skip, rank=dist.rank, world=dist.world)
         bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None if dist.main else True,
                    dynamic_ncols=True)
         for bi, batch in batches:
