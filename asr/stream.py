@@ -21,6 +21,8 @@ Legend: T frames, F features, D layer width, V vocabulary, s subsampling factor.
 
 from __future__ import annotations
 
+from typing import Iterable, Iterator, NamedTuple
+
 import torch
 
 from asr.decode.types import Hypothesis
@@ -153,3 +155,46 @@ class Stream:
             return Hypothesis(text="", tokens=[], timesteps=[], words=[], score=0.0)
         lens = torch.tensor([lp.shape[0]])
         return self.decoder(lp.unsqueeze(0), lens, self.rec.frame_seconds)[0][0]
+
+
+class Event(NamedTuple):
+    """What :func:`stream_events` yields: a changed partial text, or a final result.
+
+    Attributes:
+        final: True for the final result of an utterance.
+        text: the partial or final text.
+        start: where the utterance began, seconds from the start of the stream.
+        time: audio heard so far (partial), or the utterance's end (final), in seconds.
+        hyp: the final :class:`Hypothesis` (word times relative to ``start``); None for partials.
+    """
+
+    final: bool
+    text: str
+    start: float
+    time: float
+    hyp: Hypothesis | None = None
+
+
+def stream_events(rec, chunks: Iterable[torch.Tensor], decoder=None,
+                  endpoint_seconds: float = 0.0) -> Iterator[Event]:
+    """Recognise a stream of sample chunks (mono, the model's rate) live: a partial event when
+    the text changes, a final one per utterance. After ``endpoint_seconds`` of blank output
+    following a word (0: never) the utterance is finalised and the state reset, so an endless
+    stream runs in bounded memory; what the look-ahead buffers at that point (silence: the model
+    just output blanks) is dropped. ``decoder``: default the recognizer's (``rec.decoder()``)."""
+    rate = rec.cfg.features.sample_rate
+    decoder = decoder or rec.decoder("auto")
+    stream, start, fed, last = Stream(rec, decoder), 0, 0, None
+    for samples in chunks:
+        text = stream.accept(samples)
+        fed += samples.numel()
+        if text != last:
+            last = text
+            yield Event(False, text, start / rate, fed / rate)
+        if endpoint_seconds and stream.pause_seconds() >= endpoint_seconds:
+            hyp = stream.finish()
+            yield Event(True, hyp.text, start / rate, fed / rate, hyp)
+            stream, start, last = Stream(rec, decoder), fed, None
+    hyp = stream.finish()
+    if hyp.text or start == 0:
+        yield Event(True, hyp.text, start / rate, fed / rate, hyp)

@@ -40,39 +40,22 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-class _Printer:
-    """Partial and final results: in place on a terminal, else JSON lines."""
-
-    def __init__(self, json_lines: bool):
-        self.json, self.width, self.last = json_lines, 0, None
-
-    def partial(self, text: str, time: float) -> None:
-        if text == self.last:
-            return
-        self.last = text
-        if self.json:
-            self._line({"type": "partial", "text": text, "time": round(time, 3)})
+def _print(event, json_lines: bool, width: int) -> int:
+    """Write one event; returns the width of the partial line left on a terminal."""
+    if json_lines:
+        if event.final:
+            words = [{"word": w.word, "start": round(event.start + w.start, 3),
+                      "end": round(event.start + w.end, 3), "confidence": round(w.confidence, 3)}
+                     for w in event.hyp.words]
+            obj = {"type": "final", "text": event.text, "start": round(event.start, 3),
+                   "end": round(event.time, 3), "words": words}
         else:
-            sys.stdout.write("\r" + text.ljust(self.width))
-            self.width = len(text)
-            sys.stdout.flush()
-
-    def final(self, hyp, offset: float, end: float) -> None:
-        self.last = None
-        if self.json:
-            words = [{"word": w.word, "start": round(offset + w.start, 3),
-                      "end": round(offset + w.end, 3), "confidence": round(w.confidence, 3)}
-                     for w in hyp.words]
-            self._line({"type": "final", "text": hyp.text, "start": round(offset, 3),
-                        "end": round(end, 3), "words": words})
-        else:
-            sys.stdout.write("\r" + hyp.text.ljust(self.width) + "\n")
-            self.width = 0
-            sys.stdout.flush()
-
-    def _line(self, obj: dict) -> None:
+            obj = {"type": "partial", "text": event.text, "time": round(event.time, 3)}
         sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
+    else:  # rewrite the partial line in place; a final result ends it
+        sys.stdout.write("\r" + event.text.ljust(width) + ("\n" if event.final else ""))
+    sys.stdout.flush()
+    return 0 if event.final else len(event.text)
 
 
 def _chunks(a: argparse.Namespace, rate: int, chunk: int):
@@ -90,25 +73,18 @@ def _chunks(a: argparse.Namespace, rate: int, chunk: int):
 
 def run(a: argparse.Namespace) -> int:
     from asr.inference import load_model
-    from asr.stream import Stream
+    from asr.stream import Stream, stream_events
 
     rec = load_model(a.model)
     rate = rec.cfg.features.sample_rate
     decoder = rec.decoder(a.decoder)
-    stream = Stream(rec, decoder)  # a bidirectional model stops here, with the reason
-    out = _Printer(a.json or not sys.stdout.isatty())
+    Stream(rec, decoder)  # a bidirectional model stops here, with the reason, before any input
+    json_lines = a.json or not sys.stdout.isatty()
     chunk = max(1, int(round(a.chunk_ms * rate / 1000)))
-    start = fed = 0  # samples: where the utterance began, and fed in all
+    width = 0
     try:
-        for samples in _chunks(a, rate, chunk):
-            out.partial(stream.accept(samples), (fed + samples.numel()) / rate)
-            fed += samples.numel()
-            if a.endpoint_ms and stream.pause_seconds() * 1000 >= a.endpoint_ms:
-                out.final(stream.finish(), start / rate, fed / rate)
-                stream, start = Stream(rec, decoder), fed
-        hyp = stream.finish()
-        if hyp.text or start == 0:
-            out.final(hyp, start / rate, fed / rate)
+        for event in stream_events(rec, _chunks(a, rate, chunk), decoder, a.endpoint_ms / 1000):
+            width = _print(event, json_lines, width)
     except BrokenPipeError:  # e.g. `asr stream ... | head -1`: stop quietly, say why once
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("asr stream: the output pipe was closed", file=sys.stderr)

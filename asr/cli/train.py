@@ -10,7 +10,8 @@ from pathlib import Path
 def add_parser(sub) -> None:
     t = sub.add_parser("train", help="train a model from manifests")
     t.add_argument("--config", type=Path, help="YAML config (defaults when omitted)")
-    t.add_argument("--train", required=True, help="training manifest (JSONL)")
+    t.add_argument("--train", required=True,
+                   help="training manifest (JSONL, JSONL.gz), or a folder of tar shards (asr shard)")
     t.add_argument("--dev", required=True, help="dev manifest (JSONL), for early stopping")
     t.add_argument("--exp-dir", required=True, type=Path, help="output folder")
     t.add_argument("--resume", action="store_true", help="continue from exp-dir's last checkpoint")
