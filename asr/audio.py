@@ -226,16 +226,21 @@ def pcm_stream(f, rate: int | None, channels: int = 1, chunk_samples: int = 1600
     """
     head = f.read(4)
     is_wav = fmt == "wav" or (fmt == "auto" and head == b"RIFF")
+    left = None  # bytes of audio still to read (None: until the stream ends)
     if is_wav:
-        rate, channels = _wav_header(f, head)
+        rate, channels, left = _wav_header(f, head)
     elif rate is None:
         raise UserError("raw PCM on standard input needs its sample rate (--rate)")
     frame = 2 * channels
 
     def chunks():
+        nonlocal left
         pending, got = (b"" if is_wav else head), 0
         while True:
-            block = f.read(chunk_samples * frame - len(pending))
+            want = chunk_samples * frame - len(pending)
+            block = f.read(want if left is None else min(want, left))
+            if left is not None:
+                left -= len(block)
             data = pending + (block or b"")
             if not block and len(data) < frame:
                 if data:
@@ -253,8 +258,9 @@ def pcm_stream(f, rate: int | None, channels: int = 1, chunk_samples: int = 1600
     return rate, chunks()
 
 
-def _wav_header(f, head: bytes) -> tuple[int, int]:
-    """Read a RIFF/WAVE header up to its data chunk: (rate, channels), 16-bit PCM only."""
+def _wav_header(f, head: bytes) -> tuple[int, int, int | None]:
+    """Read a RIFF/WAVE header up to its data chunk: (rate, channels, data bytes or None when
+    the size is a streaming placeholder), 16-bit PCM only."""
     rest = f.read(8)
     if head != b"RIFF" or len(rest) < 8 or rest[4:8] != b"WAVE":
         raise UserError("the input stream is not a WAV file (no RIFF/WAVE header)")
@@ -267,13 +273,16 @@ def _wav_header(f, head: bytes) -> tuple[int, int]:
         if cid == b"data":
             if rate is None:
                 raise UserError("the WAV stream has no fmt chunk before its data")
-            return rate, channels
+            return rate, channels, None if size in (0, 0xFFFFFFFF) or size >= _STREAMING_SIZE \
+                else size
         body = f.read(size + (size & 1))
         if cid == b"fmt ":
             tag, channels, rate = (int.from_bytes(body[0:2], "little"),
                                    int.from_bytes(body[2:4], "little"),
                                    int.from_bytes(body[4:8], "little"))
             bits = int.from_bytes(body[14:16], "little")
+            if not channels or not rate:
+                raise UserError("the WAV stream's fmt chunk has no channels or no sample rate")
             if tag not in (1, 0xFFFE) or bits != 16:
                 raise UserError(f"the WAV stream holds {bits}-bit samples (format {tag}); "
                                 "asr stream reads 16-bit PCM (e.g. sox ... -b 16 -e signed)")

@@ -124,9 +124,11 @@ class _Stream:
 
 
 def plan_epoch(shards: ShardSet, cfg: StreamConfig, frames: list[np.ndarray], seed: int,
-               epoch: int, streams: int) -> list[_Stream]:
+               epoch: int, streams: int, workers: int = 1) -> list[_Stream]:
     """Every stream's plan for one epoch (see the module's docstring). ``frames[v][s]``: the
-    input frames of shard ``s``'s utterances at speed ``cfg.speeds[v]``."""
+    input frames of shard ``s``'s utterances at speed ``cfg.speeds[v]``. Ties in load go to
+    the ranks in turn (stream ``rank * workers + worker``), so with fewer shards than streams
+    every rank still gets some before any rank's second worker does."""
     n = len(shards.shards)
     order = np.random.default_rng([seed, epoch]).permutation(n)
     base = _seed(seed, epoch)
@@ -138,12 +140,14 @@ def plan_epoch(shards: ShardSet, cfg: StreamConfig, frames: list[np.ndarray], se
         f = np.choose(v, [frames[k][s] for k in range(len(cfg.speeds))]) if info.count else \
             np.zeros(0, np.int64)
         per_shard.append((v, (h >> np.uint64(1)).astype(np.int64), f))
-    loads = [(0, k) for k in range(streams)]
+    ranks = max(1, streams // workers)
+    loads = [(0, (k % workers) * ranks + k // workers, k) for k in range(streams)]
+    heapq.heapify(loads)
     mine: list[list[int]] = [[] for _ in range(streams)]
     for s in order.tolist():
-        load, k = heapq.heappop(loads)
+        load, tie, k = heapq.heappop(loads)
         mine[k].append(s)
-        heapq.heappush(loads, (load + int(per_shard[s][2].sum()), k))
+        heapq.heappush(loads, (load + int(per_shard[s][2].sum()), tie, k))
     out = []
     for k in range(streams):
         parts = [(np.full(shards.shards[s].count, s, np.int64),
@@ -231,12 +235,16 @@ class ShardStream(torch.utils.data.IterableDataset):
         """Plan ``epoch``; the first ``cursor`` batches (already consumed) will be skipped.
         Returns the number of batches each rank yields in the whole epoch."""
         plans = plan_epoch(self.shards, self.cfg, self.frames, self.seed, epoch,
-                           self.world * self.workers)
+                           self.world * self.workers, self.workers)
         per_worker = max(p.batches for p in plans)
         self.padding = 1 - sum(p.batches for p in plans) / max(1, per_worker * len(plans))
         self.mine = plans[self.rank * self.workers:(self.rank + 1) * self.workers]
         self.epoch, self.cursor = epoch, cursor
         self.batches_per_rank = per_worker * self.workers
+        # optimiser steps: batch indices that are not padding on at least one rank
+        W = self.workers
+        self.steps = sum(max(plans[r * W + w].batches for r in range(self.world))
+                         for w in range(W))
         if not 0 <= cursor <= self.batches_per_rank:
             raise UserError(f"cursor {cursor} is outside epoch {epoch} "
                             f"({self.batches_per_rank} batches)")
@@ -270,12 +278,13 @@ class ShardStream(torch.utils.data.IterableDataset):
                     continue
                 live = chunk[max(0, skip - j):]
                 j += len(chunk) - len(live)
-                got = {int(i): self._fetch(reader, plan, int(i))
+                # the chunk's encoded audio, read in shard order; decoded a batch at a time
+                got = {int(i): self._read(reader, plan, int(i))
                        for i in np.sort(np.concatenate(live))}
                 for b in live:
                     sb = StreamBatch(self.epoch, j * W + w)
                     for i in b.tolist():
-                        utt, wave, err = got.pop(i)
+                        utt, wave, err = self._decode(*got.pop(i))
                         if err is not None:
                             sb.errors.append((utt, err))
                         else:
@@ -289,8 +298,8 @@ class ShardStream(torch.utils.data.IterableDataset):
             sb = StreamBatch(self.epoch, j * W + w)
             yield sb.index, self.collate(sb) if self.collate else sb
 
-    def _fetch(self, reader: _ShardReader, plan: _Stream, i: int):
-        """(Utterance, waveform or None, error or None) of the stream's utterance ``i``."""
+    def _read(self, reader: _ShardReader, plan: _Stream, i: int):
+        """(Utterance, encoded audio, its name) of the stream's utterance ``i``."""
         s, pos = int(plan.shard[i]), int(plan.pos[i])
         meta, audio, ext = reader.get(s, pos)
         where = f"{self.shards.dir / self.shards.shards[s].name}#{sample_key(meta['id'])}"
@@ -298,8 +307,12 @@ class ShardStream(torch.utils.data.IterableDataset):
                  if k not in ("id", "duration", "text", "speaker", "audio_path")}
         utt = Utterance(meta["id"], where, float(meta["duration"]), meta["text"],
                         meta["speaker"], extra)
+        return utt, audio, f"{where}.{ext}"
+
+    def _decode(self, utt: Utterance, audio: bytes, name: str):
+        """(Utterance, waveform or None, error or None)."""
         try:
-            return utt, decode_audio(audio, self.fcfg.sample_rate, f"{where}.{ext}"), None
+            return utt, decode_audio(audio, self.fcfg.sample_rate, name), None
         except UserError as e:
             return utt, None, getattr(e, "reason", str(e))
 

@@ -44,7 +44,8 @@ class StreamingEncoder:
         self.conv = model.frontend if isinstance(model.frontend, ConvSubsample) else None
         dim = model.frontend.conv.in_channels if self.conv else model.frontend.out_dim // self.s
         # conv: s zero frames of left padding, as the offline convolution's
-        self.buf = torch.zeros(self.s if self.conv else 0, dim)
+        device = next(model.parameters()).device
+        self.buf = torch.zeros(self.s if self.conv else 0, dim, device=device)
         self.state: list[object] = [None] * len(model.rnns)
         self.seen = 0  # real input frames so far
         self.done = 0  # conv outputs emitted
@@ -52,9 +53,10 @@ class StreamingEncoder:
     def _frontend(self, final: bool) -> torch.Tensor:
         s = self.s
         if final and self.conv is not None:  # right padding, as the offline convolution's
-            self.buf = torch.cat([self.buf, torch.zeros(s, self.buf.shape[1])])
+            self.buf = torch.cat([self.buf, self.buf.new_zeros(s, self.buf.shape[1])])
         elif final and self.buf.shape[0]:  # frame stacking: zero-pad the last group
-            self.buf = torch.cat([self.buf, torch.zeros((-self.buf.shape[0]) % s, self.buf.shape[1])])
+            self.buf = torch.cat([self.buf, self.buf.new_zeros((-self.buf.shape[0]) % s,
+                                                               self.buf.shape[1])])
         if self.conv is None:
             n = self.buf.shape[0] // s
             x, self.buf = self.buf[:n * s], self.buf[n * s:]
@@ -64,7 +66,7 @@ class StreamingEncoder:
         if final:  # the offline model makes ceil(seen / s) outputs, no more
             n = min(n, -(-self.seen // s) - self.done)
         if n == 0:
-            return torch.zeros(1, 0, self.conv.out_dim)
+            return self.buf.new_zeros(1, 0, self.conv.out_dim)
         seg = self.buf[:(n - 1) * s + k].T.unsqueeze(0)  # (1, F, frames)
         c = self.conv.conv
         y = torch.nn.functional.conv1d(seg, c.weight, c.bias, stride=s)
@@ -76,15 +78,15 @@ class StreamingEncoder:
     def accept(self, feats: torch.Tensor, final: bool = False) -> torch.Tensor:
         """Normalised feature frames (T, F) -> log-probs (T', V) of the output frames now complete."""
         m = self.model
-        self.buf = torch.cat([self.buf, feats.float()])
+        self.buf = torch.cat([self.buf, feats.float().to(self.buf.device)])
         self.seen += feats.shape[0]
         x = self._frontend(final)
         if x.shape[1] == 0:
-            return torch.zeros(0, m.head.out_features)
+            return torch.zeros(0, m.head.out_features)  # (on the CPU)
         for i, (rnns, proj, norm) in enumerate(zip(m.rnns, m.projs, m.norms)):
             x, self.state[i] = rnns[0](x, self.state[i])
             x = m.dropout(norm(proj(x)))
-        return m.log_probs(x)[0]
+        return m.log_probs(x)[0].cpu()
 
     def finish(self) -> torch.Tensor:
         """The last output frames (end padding of the front-end)."""
@@ -137,6 +139,13 @@ class Stream:
         """Mono samples at the model's rate, float in [-1, 1]; returns the partial text."""
         self._emit(self.encoder.accept(self.features.accept(torch.as_tensor(samples))))
         return self.partial
+
+    def forget(self) -> None:
+        """Drop the log-probs heard so far (all blank: silence) and restart the decoder; the
+        features and the recurrent state carry on, so what follows decodes as it would have."""
+        self.chunks, self.tokens, self.last, self.blank_run = [], [], 0, 0
+        if self.online is not None:
+            self.online = self.decoder.online()
 
     def log_probs(self) -> torch.Tensor:
         """(T', V) log-probs of the utterance so far."""
@@ -195,6 +204,10 @@ def stream_events(rec, chunks: Iterable[torch.Tensor], decoder=None,
             hyp = stream.finish()
             yield Event(True, hyp.text, start / rate, fed / rate, hyp)
             stream, start, last = Stream(rec, decoder), fed, None
+        elif endpoint_seconds and not stream.tokens and \
+                stream.blank_run * rec.frame_seconds >= endpoint_seconds:
+            stream.forget()  # silence: nothing to emit, keep the memory bounded
+            start, last = fed, None
     hyp = stream.finish()
     if hyp.text or start == 0:
         yield Event(True, hyp.text, start / rate, fed / rate, hyp)

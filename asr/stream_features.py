@@ -80,6 +80,9 @@ class IncrementalFeatures:
         else:
             self.pad, self.span = 0, cfg.win_length
             self.buf = torch.zeros(0)
+        if self.hop > self.span:
+            raise UserError(f"features with a hop ({cfg.hop_ms} ms) longer than the window "
+                            f"({cfg.win_ms} ms) cannot stream")
         self.base = 0  # padded-stream index of buf[0]
         self.samples = 0  # real samples accepted
         self.frames = 0  # raw frames emitted

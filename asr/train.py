@@ -140,7 +140,7 @@ class Trainer:
         dist.copy_from_main(self.model)  # every rank starts from rank 0's weights
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.98),
                                      weight_decay=cfg.train.weight_decay)
-        n0 = self.data.batches_in_epoch(1) if self.data else len(make_batches(
+        n0 = self.data.steps_in_epoch(1) if self.data else len(make_batches(
             [e.frames for e in self.examples], cfg.data.max_frames, cfg.data.max_batch, 1, None))
         total = n0 * cfg.train.epochs
         floor = cfg.train.min_lr / cfg.train.lr

@@ -98,8 +98,10 @@ class ShardEpochs:
         self.stream = ShardStream(shards, scfg, cfg.features, cfg.train.seed, dist.rank,
                                   dist.world, max(1, d.workers), collate)
 
-    def batches_in_epoch(self, epoch: int) -> int:
-        return self.stream.set_epoch(epoch)
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Optimiser steps in ``epoch``: batch indices that are not padding on every rank."""
+        self.stream.set_epoch(epoch)
+        return self.stream.steps
 
     def epoch(self, epoch: int, cursor: int, on_error: Callable[[Utterance, str], None]
               ) -> Iterator[tuple[int, Batch | None]]:

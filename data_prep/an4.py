@@ -128,8 +128,9 @@ def _digest_record(archive: Path) -> Path:
     return archive.with_name(archive.name + ".digest.json")
 
 
-def _fetch_verified(url: str, archive: Path, sha256: str | None) -> None:
-    """``download`` checked against ``sha256``, else the recorded first download; records a new one."""
+def _fetch_verified(url: str, archive: Path, sha256: str | None) -> dict | None:
+    """``download`` checked against ``sha256``, else the recorded first download's digest.
+    Returns the digest record to write once the archive has unpacked (None: keep the record)."""
     record = _digest_record(archive)
     known = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
     want = sha256 or (known or {}).get("sha256")
@@ -140,15 +141,20 @@ def _fetch_verified(url: str, archive: Path, sha256: str | None) -> None:
             raise UserError(f"{e} (the expected digest is the first download's, recorded in "
                             f"{record}; remove that file to accept the new archive)") from None
         raise
-    if known is None:
-        size = archive.stat().st_size
-        digest = want or file_digest(archive, "sha256")
-        atomic_write_text(record, json.dumps({
-            "url": url, "bytes": size, "sha256": digest,
-            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }, indent=1) + "\n")
-        log.info("AN4: no checksum is published; recorded this first download's sha256 %s "
-                 "(%d bytes) in %s, later downloads are checked against it", digest, size, record)
+    if known is not None and known.get("sha256") == want:
+        return None
+    return {"url": url, "bytes": archive.stat().st_size,
+            "sha256": want or file_digest(archive, "sha256"),
+            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _record(archive: Path, rec: dict | None) -> None:
+    if rec is None:
+        return
+    atomic_write_text(_digest_record(archive), json.dumps(rec, indent=1) + "\n")
+    log.info("AN4: no checksum is published; recorded this download's sha256 %s (%d bytes) in "
+             "%s, later downloads are checked against it", rec["sha256"], rec["bytes"],
+             _digest_record(archive))
 
 
 def download_an4(target_dir: str | Path, source: str = "auto", url: str | None = None,
@@ -180,13 +186,14 @@ def download_an4(target_dir: str | Path, source: str = "auto", url: str | None =
     for address, name, folder in candidates:
         archive = target / name
         try:
-            _fetch_verified(address, archive, sha256)
+            rec = _fetch_verified(address, archive, sha256)
         except UserError as e:
             if "checksum mismatch" in str(e):
                 raise  # a changed archive is never silently replaced by another source
             failures.append(str(e).removeprefix("download of "))
             continue
         extract(archive, target)
+        _record(archive, rec)  # only an archive that unpacked becomes the trusted digest
         return find_root(target / folder) if folder else _unpacked_root(target)
     raise UserError("could not download AN4 (" + "; ".join(failures) + "). Connect to the "
                     "internet and rerun (a partial download resumes), or use a local copy: "

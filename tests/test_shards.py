@@ -249,6 +249,24 @@ def test_more_streams_than_shards_still_gives_exactly_once(corpus):
     assert len(lens) == 1 and sorted(ids) == sorted(u.id for u in read_manifest(manifest))
 
 
+def test_with_fewer_shards_than_streams_every_rank_gets_data_and_steps_count_real_batches(
+        corpus):
+    """14 shards for 4 ranks x 4 workers: ties in the dealing go to the ranks in turn, so every
+    rank reads shards; ``steps`` counts the batch indices that are not padding on every rank
+    (what the LR schedule needs)."""
+    manifest, shards = corpus
+    per_rank, real = [], set()
+    for rank in range(4):
+        st = ShardStream(shards, CFG, FCFG, seed=7, rank=rank, world=4, workers=4)
+        n = st.set_epoch(0)
+        batches = [(i, [it.utt.id for it in b.items]) for i, b in st]
+        per_rank.append(sum(len(b) for _, b in batches))
+        real |= {i for i, b in batches if b}
+        steps = st.steps
+    assert all(k > 0 for k in per_rank), per_rank
+    assert steps == len(real) <= n
+
+
 def test_to_batch_gives_the_features_of_the_audio_files(corpus):
     manifest, shards = corpus
     by_id = {u.id: u for u in read_manifest(manifest)}

@@ -268,3 +268,31 @@ def test_beam_search_online_gives_the_offline_beam_result(tmp_path, stream_model
         assert final.text == offline.text and final.tokens == offline.tokens
         assert [w[:3] for w in final.words] == [w[:3] for w in offline.words]
         assert partials[0] == "" and partials[-1] and set(partials[-1].split()) <= set(WORDS)
+
+
+def test_silence_never_grows_an_utterance(stream_model):
+    """Blank output with no word yet starts the utterance afresh at the endpoint: 20 s of
+    silence before a sentence leave one final, starting near the end of the silence."""
+    from asr.inference import load_model
+    from asr.stream import stream_events
+
+    d, _, pcm = stream_model
+    rec = load_model(d / "uni.pt")
+    wave = torch.from_numpy(pcm.astype(np.float32) / 32768.0)
+    silence = 0.002 * torch.randn(20 * CLI_SR, generator=torch.Generator().manual_seed(0))
+    first = int(1.6 * CLI_SR)  # the first sentence and some of its pause
+    audio = torch.cat([silence, wave[:first]])
+    chunks = [audio[i:i + 800] for i in range(0, audio.numel(), 800)]
+    finals = [e for e in stream_events(rec, chunks, rec.decoder("greedy"), 0.6) if e.final]
+    assert len(finals) == 1 and finals[0].text
+    assert 19.0 <= finals[0].start <= 20.0
+
+
+def test_a_wav_stream_with_chunks_after_its_data_reads_only_the_data(stream_model):
+    d, _, pcm = stream_model
+    wav = (d / "a.wav").read_bytes()
+    trailing = wav + b"LIST" + (5).to_bytes(4, "little") + b"INFOa"  # 13 bytes: not samples
+    runs = [_run(["stream", str(d / "uni.pt"), "-", "--endpoint-ms", "0", "--decoder", "greedy"], w)
+            for w in (wav, trailing)]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert _finals(runs[0]) == _finals(runs[1])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 
 from asr.cli.common import NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, add_decoder_arguments
@@ -52,10 +53,15 @@ def _print(event, json_lines: bool, width: int) -> int:
         else:
             obj = {"type": "partial", "text": event.text, "time": round(event.time, 3)}
         sys.stdout.write(json.dumps(obj) + "\n")
-    else:  # rewrite the partial line in place; a final result ends it
-        sys.stdout.write("\r" + event.text.ljust(width) + ("\n" if event.final else ""))
+    else:  # rewrite the partial line in place (its end, if wider than the terminal)
+        text = event.text
+        if not event.final:
+            text = text[-(shutil.get_terminal_size().columns - 1):]
+        sys.stdout.write("\r" + text.ljust(width) + ("\n" if event.final else ""))
+        sys.stdout.flush()
+        return 0 if event.final else len(text)
     sys.stdout.flush()
-    return 0 if event.final else len(event.text)
+    return 0
 
 
 def _chunks(a: argparse.Namespace, rate: int, chunk: int):
@@ -68,7 +74,15 @@ def _chunks(a: argparse.Namespace, rate: int, chunk: int):
     if got != rate:
         raise UserError(f"the input is at {got} Hz and the model at {rate} Hz: resample it "
                         f"first (e.g. sox ... -r {rate})")
-    return chunks
+    return _until_interrupted(chunks)
+
+
+def _until_interrupted(chunks):
+    """Ctrl-C ends the input (arecord | asr stream): the utterance in progress is finalised."""
+    try:
+        yield from chunks
+    except KeyboardInterrupt:
+        return
 
 
 def run(a: argparse.Namespace) -> int:
