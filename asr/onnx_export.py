@@ -33,7 +33,7 @@ import torch
 
 from asr.config import to_dict
 from asr.errors import UserError
-from asr.fileio import temp_file_beside
+from asr.fileio import atomic_write_bytes, temp_file_beside
 from asr.inference import Recognizer
 from asr.model import CTCModel
 from asr.onnx_runtime import INPUTS, OUTPUTS, OnnxNetwork, encode_metadata
@@ -170,18 +170,7 @@ def weight_ops(proto) -> dict[str, int]:
 
 
 def _atomic_write_bytes(p: Path, data: bytes) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_file_beside(p)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(p, data)
 
 
 def float_ops(ops: dict[str, int]) -> list[str]:
