@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 from asr.audio import (AudioError, add_noise, audio_info, load_audio, perturbed_length,
                        read_audio, speed_perturb)
 from asr.config import DataConfig
-from asr.features import FeatureConfig, FeatureExtractor, SpecAugmentConfig, apply_cmvn, spec_augment
+from asr.features import (FeatureConfig, FeatureExtractor, GlobalCMVN, SpecAugmentConfig, apply_cmvn,
+                          spec_augment, utterance_cmvn)
 from asr.errors import UserError
 from asr.manifest import Utterance
 
@@ -200,14 +201,41 @@ class FeatureSource:
     """Computes (and optionally caches) normalised features for an utterance at a speed.
 
     With an active WaveAug the features are of the augmented (speed-perturbed) audio: then the
-    audio is what is cached, and the features are computed afresh each time."""
+    audio is what is cached, and the features are computed afresh each time.
+
+    Normalisation: with ``features.speaker_cmvn`` the extractor's output is first standardised
+    with the statistics of its (speaker, speed) in :attr:`speakers` (each speed-perturbed copy of
+    a speaker is its own speaker, as in Kaldi's speed-perturbation recipes), or with its own
+    where the speaker is unknown; global CMVN (:attr:`cmvn`) then applies on top."""
 
     def __init__(self, fcfg: FeatureConfig, cmvn: dict[str, torch.Tensor] | None, cache: bool):
         self.fcfg = fcfg
         self.extract = FeatureExtractor(fcfg)
         self.cmvn = cmvn
+        self.speakers: dict[tuple[str, float], dict[str, torch.Tensor]] = {}
         self.cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
         self.wave_cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
+
+    def speaker_stats(self, utts: Sequence[Utterance], speeds: Sequence[float] = (1.0,),
+                      on_error: Callable[[Utterance, str], None] | None = None
+                      ) -> dict[tuple[str, float], dict[str, torch.Tensor]]:
+        """Mean and deviation of the unaugmented features of each speaker's utterances, at each
+        speed: ``{(speaker, speed): {"mean", "std"}}``. Utterances without a speaker are left
+        out; unreadable audio goes to ``on_error`` (without it the UserError propagates)."""
+        acc: dict[tuple[str, float], GlobalCMVN] = {}
+        for speed in speeds:
+            for u in utts:
+                if not u.speaker:
+                    continue
+                try:
+                    feats = self.raw(u, speed)
+                except UserError as e:
+                    if on_error is None:
+                        raise
+                    on_error(u, getattr(e, "reason", str(e)))
+                    continue
+                acc.setdefault((u.speaker, speed), GlobalCMVN(self.fcfg.dim)).accumulate(feats)
+        return {k: a.stats() for k, a in acc.items()}
 
     def wave(self, u: Utterance, speed: float = 1.0, keep: bool = False) -> torch.Tensor:
         """The utterance's audio at ``speed``; ``keep`` caches it (for augmented reuse)."""
@@ -233,13 +261,24 @@ class FeatureSource:
             self.cache[key] = feats
         return feats
 
+    def base(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None
+             ) -> torch.Tensor:
+        """Features before global CMVN: the extractor's, speaker-normalised where configured."""
+        feats = self.raw(u, speed, aug)
+        if not self.fcfg.speaker_cmvn:
+            return feats
+        stats = self.speakers.get((u.speaker, speed)) if u.speaker else None
+        return apply_cmvn(feats, stats) if stats is not None else utterance_cmvn(feats)
+
     def __call__(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None
                  ) -> torch.Tensor:
-        return self._normalised(self.raw(u, speed, aug))
+        return self._normalised(self.base(u, speed, aug))
 
     def of_wave(self, wave: torch.Tensor) -> torch.Tensor:
-        """Normalised features of a waveform (mono, at the feature sample rate)."""
-        return self._normalised(self.extract(wave))
+        """Normalised features of a waveform (mono, at the feature sample rate); with speaker
+        CMVN the waveform's own statistics stand in for its unknown speaker's."""
+        feats = self.extract(wave)
+        return self._normalised(utterance_cmvn(feats) if self.fcfg.speaker_cmvn else feats)
 
     def _normalised(self, feats: torch.Tensor) -> torch.Tensor:
         return apply_cmvn(feats, self.cmvn) if self.cmvn is not None else feats

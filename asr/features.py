@@ -44,6 +44,11 @@ class FeatureConfig:
             channel, e.g. speakers recorded 20 dB apart); global CMVN then applies on top.
         utterance_cvn: also divide by each utterance's own standard deviation (per dimension),
             which evens out how strongly each speaker's features vary; needs utterance_cmn.
+        speaker_cmvn: standardise each speaker's features (per-dimension mean and standard
+            deviation over all of that speaker's utterances, as Kaldi's per-speaker CMVN,
+            ``apply-cmvn --utt2spk``), at training and at test time; global CMVN then applies
+            on top. Where no speaker is known (``asr transcribe`` of a file, a stream segment)
+            the utterance's own statistics stand in. Excludes utterance_cmn.
     """
 
     kind: str = "fbank"
@@ -55,8 +60,11 @@ class FeatureConfig:
     deltas: int = 0
     utterance_cmn: bool = False
     utterance_cvn: bool = False
+    speaker_cmvn: bool = False
 
     def __post_init__(self) -> None:
+        if self.speaker_cmvn and self.utterance_cmn:
+            raise ValueError("features.speaker_cmvn and features.utterance_cmn exclude each other")
         if self.utterance_cvn and not self.utterance_cmn:
             raise ValueError("features.utterance_cvn needs features.utterance_cmn: true")
         if self.kind not in KINDS:
@@ -142,6 +150,14 @@ class FeatureExtractor(torch.nn.Module):
         if cfg.utterance_cvn:
             x = x / (x.pow(2).mean(dim=0, keepdim=True).sqrt() + 1e-5)
         return x.contiguous()
+
+
+def utterance_cmvn(feats: torch.Tensor) -> torch.Tensor:
+    """Standardise ``(T, F)`` features with their own per-dimension mean and deviation (the
+    stand-in for speaker statistics where no speaker is known)."""
+    mean = feats.mean(dim=0, keepdim=True)
+    x = feats - mean
+    return x / (x.pow(2).mean(dim=0, keepdim=True).sqrt() + 1e-5)
 
 
 class GlobalCMVN:

@@ -139,6 +139,8 @@ class Recognizer:
         """Yield ``(ids, log_probs (B, T', V), out_lens (B,))`` over manifest utterances,
         batched by length so that a batch's padded input stays within ``max_frames``."""
         fcfg = self.cfg.features
+        if fcfg.speaker_cmvn:  # each speaker's statistics from all of its utterances here
+            self.source.speakers = self.source.speaker_stats(utts)
         frames = [max(1, fcfg.num_frames(int(u.duration * fcfg.sample_rate))) for u in utts]
         for idx in make_batches(frames, max_frames, max_batch, 1, None):
             log_probs, lens = self.forward([self.source(utts[i]) for i in idx])

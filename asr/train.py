@@ -118,6 +118,12 @@ class Trainer:
             if not self.examples:
                 raise UserError(f"{train_manifest}: no usable training utterances")
         self.source = FeatureSource(cfg.features, None, cfg.data.cache_features and not self.shards)
+        if cfg.features.speaker_cmvn:
+            if self.shards:
+                raise UserError("features.speaker_cmvn needs a manifest to group utterances by "
+                                "speaker; a shard folder is read as a stream")
+            self.source.speakers = self.source.speaker_stats(
+                [e.utt for e in self.examples], cfg.data.speed_perturb or [1.0], self._skip)
         if first:
             cmvn = first["cmvn"]
         elif self.shards:  # a seeded sample: a corpus of any size costs the same

@@ -42,7 +42,7 @@ def compute_cmvn(examples: list[Example], source: FeatureSource,
     for ex in tqdm(examples[dist.rank::dist.world], desc="CMVN statistics",
                    disable=None if dist.main else True, leave=False):
         try:
-            stats.accumulate(source.raw(ex.utt))
+            stats.accumulate(source.base(ex.utt))
         except UserError as e:
             on_error(ex.utt, getattr(e, "reason", str(e)))
     if dist.world > 1:
