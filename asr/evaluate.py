@@ -30,8 +30,14 @@ EMISSIONS = "emissions.pt"
 
 
 def manifest_key(model: str | os.PathLike, manifest: str | os.PathLike) -> dict:
-    """What cached log-probs depend on: the model file and the manifest, with their times."""
+    """What cached log-probs depend on: the model file (a combination's members too) and the
+    manifest, with their times."""
+    from asr.combine import is_combination, member_paths
+
+    members = member_paths(model) if is_combination(model) else []
     return {"model": os.path.abspath(model), "model_mtime": os.path.getmtime(model),
+            **({"members": [[os.path.abspath(m), os.path.getmtime(m)] for m in members]}
+               if members else {}),
             "manifest": os.path.abspath(manifest), "manifest_mtime": os.path.getmtime(manifest)}
 
 

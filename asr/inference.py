@@ -75,7 +75,12 @@ class Recognizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, device: str = "cpu") -> "Recognizer":
-        """A model file written by ``asr train`` (``.pt``) or ``asr export`` (``.onnx``)."""
+        """A model file written by ``asr train`` (``.pt``) or ``asr export`` (``.onnx``), or a
+        combination file of several (``asr combine``: :class:`asr.combine.Combination`)."""
+        if is_combination(path):
+            from asr.combine import Combination
+
+            return Combination.from_file(path, device)
         network = OnnxNetwork(path) if is_onnx(path) else None
         # every part present: the ONNX file's metadata, or the .pt file (weights only)
         obj = network.metadata if network is not None else load_model_file(path)
@@ -199,8 +204,18 @@ def is_onnx(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(".onnx")
 
 
+def is_combination(path: str | os.PathLike) -> bool:
+    """Whether a model path names a combination file (``asr combine``: ``.yaml``/``.yml``)."""
+    return os.fspath(path).lower().endswith((".yaml", ".yml"))
+
+
 def load_tokenizer(path: str | os.PathLike, obj: dict | None = None):
-    """The tokenizer of a model file (``obj``: the file already loaded), one line if damaged."""
+    """The tokenizer of a model file (``obj``: the file already loaded), one line if damaged;
+    a combination's is its members' (the same by construction)."""
+    if obj is None and is_combination(path):
+        from asr.combine import member_paths
+
+        return load_tokenizer(member_paths(path)[0])
     if obj is None:
         obj = OnnxNetwork(path, 1).metadata if is_onnx(path) else load_model_file(path)
     try:
@@ -212,7 +227,8 @@ def load_tokenizer(path: str | os.PathLike, obj: dict | None = None):
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> Recognizer:
-    """Load a model file written by ``asr train`` (weights only: no code is executed) or by
+    """Load a model file written by ``asr train`` (weights only: no code is executed), by
     ``asr export`` (``.onnx``: run by ONNX Runtime on the CPU, with
-    ``torch.get_num_threads()`` threads)."""
+    ``torch.get_num_threads()`` threads) or by ``asr combine`` (several models decoded as one,
+    by posterior averaging)."""
     return Recognizer.from_file(path, device)

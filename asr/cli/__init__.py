@@ -19,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from asr.cli import evaluate, export, lm, score, shard, stream, train, transcribe
+    from asr.cli import combine, evaluate, export, lm, score, shard, stream, train, transcribe
     from data_prep.cli import add_parser as add_prepare
 
     p = _Parser(prog="asr", description="Recurrent-network CTC speech recognition.")
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for add in (train.add_parser, evaluate.add_parser, evaluate.add_decode_parser,
                 transcribe.add_parser, stream.add_parser, export.add_parser, add_prepare,
-                score.add_parser, lm.add_parser, shard.add_parser):
+                score.add_parser, lm.add_parser, shard.add_parser, combine.add_parser):
         add(sub)
     return p
 
