@@ -58,6 +58,11 @@ class DataConfig:
     # whose recordings were cut to different margins (FSDD), not for multi-word utterances.
     trim_ms: float = 0.0
     pad_ms: float = 0.0
+    # Vocal tract length perturbation (Jaitly & Hinton 2013): each training utterance's Kaldi
+    # fbank bins are warped by a factor drawn uniformly from vtlp = [low, high] (Kaldi's
+    # piecewise-linear VTLN warp); [] turns it off. Decoding then searches each test speaker's
+    # warp in the same range (asr.adapt).
+    vtlp: list[float] = field(default_factory=list)
     cache_features: bool = True
     num_buckets: int = 10
     strict: bool = False  # unreadable training audio: fail (True) or skip, count and list it
@@ -78,6 +83,9 @@ class DataConfig:
             raise ValueError(f"data.speed_perturb factors must be in [0.5, 2], got {bad}")
         if self.noise_snr and (len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]):
             raise ValueError(f"data.noise_snr must be [low, high] in dB, got {self.noise_snr}")
+        if self.vtlp and (len(self.vtlp) != 2 or not 0.7 <= self.vtlp[0] <= 1.0 <= self.vtlp[1] <= 1.3):
+            raise ValueError(f"data.vtlp must be [low, high] warp factors with 0.7 <= low <= 1 "
+                             f"<= high <= 1.3, got {self.vtlp}")
         if not 0.0 <= self.noise_prob <= 1.0:
             raise ValueError(f"data.noise_prob must be in [0, 1], got {self.noise_prob}")
 
@@ -138,6 +146,9 @@ class ExperimentConfig:
         if self.train.inter_ctc_layer >= self.model.layers:
             raise ValueError(f"train.inter_ctc_layer must be below model.layers "
                              f"({self.model.layers}), got {self.train.inter_ctc_layer}")
+        if self.data.vtlp and self.features.kind != "fbank":
+            raise ValueError("data.vtlp warps Kaldi fbank bins: it needs features.kind=fbank, "
+                             f"got {self.features.kind}")
 
 
 def _check_type(value: Any, tp: Any, key: str) -> Any:

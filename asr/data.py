@@ -165,6 +165,7 @@ class WaveAug:
     snr_db: float | None = None
     trim: tuple[int, int] = (0, 0)
     pad: tuple[int, int] = (0, 0)
+    warp: float = 1.0  # VTLN warp factor of the features (data.vtlp)
     gen: torch.Generator | None = None
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:
@@ -178,12 +179,12 @@ class WaveAug:
 
     @property
     def active(self) -> bool:
-        return self.snr_db is not None or any(self.trim) or any(self.pad)
+        return self.snr_db is not None or any(self.trim) or any(self.pad) or self.warp != 1.0
 
 
 def draw_wave_aug(dcfg: DataConfig, sample_rate: int, gen: torch.Generator) -> WaveAug | None:
     """Draw one utterance's WaveAug from ``gen`` (None when the config asks for none)."""
-    if not (dcfg.noise_snr or dcfg.trim_ms or dcfg.pad_ms):
+    if not (dcfg.noise_snr or dcfg.trim_ms or dcfg.pad_ms or dcfg.vtlp):
         return None
     u = torch.rand(5, generator=gen).tolist()
     aug = WaveAug(gen=gen)
@@ -194,6 +195,9 @@ def draw_wave_aug(dcfg: DataConfig, sample_rate: int, gen: torch.Generator) -> W
     aug.trim = (int(u[2] * dcfg.trim_ms * per_ms), int(u[3] * dcfg.trim_ms * per_ms))
     pad = torch.rand(2, generator=gen).tolist()
     aug.pad = (int(pad[0] * dcfg.pad_ms * per_ms), int(pad[1] * dcfg.pad_ms * per_ms))
+    if dcfg.vtlp:  # drawn last: the draws above are those of a config without it
+        lo, hi = dcfg.vtlp
+        aug.warp = lo + (hi - lo) * float(torch.rand(1, generator=gen))
     return aug
 
 
@@ -213,7 +217,8 @@ class FeatureSource:
         self.extract = FeatureExtractor(fcfg)
         self.cmvn = cmvn
         self.speakers: dict[tuple[str, float], dict[str, torch.Tensor]] = {}
-        self.cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
+        self.warps: dict[str, float] = {}  # speaker -> VTLN warp factor (asr.adapt), else 1
+        self.cache: dict[tuple[str, float, float], torch.Tensor] | None = {} if cache else None
         self.wave_cache: dict[tuple[str, float], torch.Tensor] | None = {} if cache else None
 
     def speaker_stats(self, utts: Sequence[Utterance], speeds: Sequence[float] = (1.0,),
@@ -251,12 +256,15 @@ class FeatureSource:
         return wave
 
     def raw(self, u: Utterance, speed: float = 1.0, aug: WaveAug | None = None) -> torch.Tensor:
-        key = (u.id, speed)
+        """The extractor's features (no normalisation): of the augmented audio with an active
+        ``aug``; otherwise warped by the speaker's VTLN factor in :attr:`warps`, if any."""
         if aug is not None and aug.active:
-            return self.extract(aug(self.wave(u, speed, keep=True)))
+            return self.extract(aug(self.wave(u, speed, keep=True)), aug.warp)
+        warp = self.warps.get(u.speaker, 1.0) if u.speaker else 1.0
+        key = (u.id, speed, warp)
         if self.cache is not None and key in self.cache:
             return self.cache[key]
-        feats = self.extract(self.wave(u, speed))
+        feats = self.extract(self.wave(u, speed), warp)
         if self.cache is not None:
             self.cache[key] = feats
         return feats

@@ -121,14 +121,15 @@ class FeatureExtractor(torch.nn.Module):
         self._compute = {"fbank": self._fbank, "logmel": self._logmel,
                          "mfcc": self._mfcc}[cfg.kind]
 
-    def _fbank(self, wave: torch.Tensor) -> torch.Tensor:
+    def _fbank(self, wave: torch.Tensor, warp: float = 1.0) -> torch.Tensor:
         cfg = self.cfg
         if wave.shape[0] < cfg.win_length:  # Kaldi needs one full window: zero-pad
             wave = torch.nn.functional.pad(wave, (0, cfg.win_length - wave.shape[0]))
         # Kaldi works on int16-scaled samples; dither 0 keeps features deterministic.
         return kaldi.fbank(wave.unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
                            frame_length=cfg.win_ms, frame_shift=cfg.hop_ms, dither=0.0,
-                           energy_floor=0.0, sample_frequency=cfg.sample_rate)  # (T, F)
+                           energy_floor=0.0, sample_frequency=cfg.sample_rate,
+                           vtln_warp=warp)  # (T, F)
 
     def _logmel(self, wave: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel(wave) + 1e-10).T  # (T, F)
@@ -137,9 +138,15 @@ class FeatureExtractor(torch.nn.Module):
         return self.mfcc(wave).T  # (T, F)
 
     @torch.no_grad()
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, warp: float = 1.0) -> torch.Tensor:
+        """``warp``: a VTLN warp factor of the fbank bins (Kaldi's piecewise-linear warp)."""
         cfg = self.cfg
-        x = self._compute(wave)  # (T, F)
+        if warp != 1.0:
+            if cfg.kind != "fbank":
+                raise ValueError(f"a VTLN warp needs features.kind=fbank, got {cfg.kind}")
+            x = self._fbank(wave, warp)
+        else:
+            x = self._compute(wave)  # (T, F)
         if cfg.deltas:
             parts = [x.T]
             for _ in range(cfg.deltas):

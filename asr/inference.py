@@ -50,6 +50,10 @@ class Recognizer:
 
     path: str | None = None
     longest_utterance: float | None = None  # seconds; recorded by training (None: unknown)
+    # a model trained with data.vtlp: search each speaker's warp when decoding a manifest
+    # (asr.adapt); training's per-epoch dev scoring turns it off
+    vtln: bool = True
+    _searching: bool = False
 
     def __init__(self, cfg: ExperimentConfig, tokenizer, cmvn: dict[str, torch.Tensor],
                  state: dict[str, torch.Tensor] | None = None, device: str = "cpu",
@@ -144,6 +148,16 @@ class Recognizer:
         """Yield ``(ids, log_probs (B, T', V), out_lens (B,))`` over manifest utterances,
         batched by length so that a batch's padded input stays within ``max_frames``."""
         fcfg = self.cfg.features
+        if self.vtln and self.cfg.data.vtlp and not self._searching:
+            from asr.adapt import named_speakers, search_warps, warp_grid
+
+            utts = named_speakers(utts)
+            self._searching = True
+            try:
+                warps = search_warps(self, utts, warp_grid(self.cfg.data.vtlp))
+            finally:
+                self._searching = False
+            self.source.warps = warps
         if fcfg.speaker_cmvn:  # each speaker's statistics from all of its utterances here
             self.source.speakers = self.source.speaker_stats(utts)
         frames = [max(1, fcfg.num_frames(int(u.duration * fcfg.sample_rate))) for u in utts]

@@ -11,6 +11,7 @@ import torch
 
 from asr.config import load_config
 from asr.data import FeatureSource
+from asr.errors import UserError
 from asr.features import FeatureConfig, apply_cmvn, utterance_cmvn
 from asr.inference import Recognizer
 from asr.manifest import Utterance, read_manifest, write_manifest
@@ -108,3 +109,91 @@ def test_training_and_decoding_use_each_speakers_statistics(tmp_path: Path) -> N
     (ids_b, lp_b, lens_b), = list(rec.emissions(utts))  # one batch, in length order
     row = ids_b.index(utts[0].id)
     torch.testing.assert_close(lp_b[row, :int(lens_b[row])], lp0[0, :int(lens_b[row])])
+
+
+# --- VTLP in training, VTLN warp search at test time ---------------------------------------
+
+
+def _voice(d: Path, scale: float, speaker: str, n: int = 6) -> list[Utterance]:
+    """Tone sentences whose every tone is ``scale`` times higher: a shorter or longer 'vocal
+    tract' (the same timing, formant-like peaks moved along the frequency axis)."""
+    import random
+
+    import test_align
+
+    base = dict(test_align.FREQ)
+    test_align.FREQ.update({k: v * scale for k, v in base.items()})
+    try:
+        rng, out = random.Random(3), []
+        for i in range(n):
+            x, text, _ = test_align.tone_sentence(rng, 2)
+            path = d / f"{speaker}{i}.wav"
+            sf.write(str(path), x, test_align.SR)
+            out.append(Utterance(f"{speaker}{i}", str(path), len(x) / test_align.SR, text,
+                                 speaker))
+        return out
+    finally:
+        test_align.FREQ.update(base)
+
+
+def test_warp_search_undoes_each_speakers_frequency_shift(tmp_path: Path) -> None:
+    from asr.adapt import search_warps, warp_grid
+    from test_align import tone_recognizer
+
+    rec = tone_recognizer()
+    utts = (_voice(tmp_path, 1.0, "same") + _voice(tmp_path, 1.15, "high")
+            + _voice(tmp_path, 0.87, "low"))
+    grid = warp_grid([0.8, 1.2], 0.025)
+    assert grid[0] == 0.8 and grid[-1] == 1.2 and 1.0 in grid and len(grid) == 17
+    warps = search_warps(rec, utts, grid)
+    # Kaldi's warp moves content up by its factor: 1.15x tones come back with ~1/1.15 = 0.87
+    assert 0.95 <= warps["same"] <= 1.05
+    assert 0.85 <= warps["high"] <= 0.925
+    assert 1.1 <= warps["low"] <= 1.2
+    assert rec.source.warps == {}  # the search leaves the source as it found it
+
+
+def test_a_vtlp_model_searches_warps_when_decoding_a_manifest(tmp_path: Path) -> None:
+    import copy
+
+    from test_align import tone_recognizer
+
+    rec = copy.deepcopy(tone_recognizer())
+    rec.cfg = copy.deepcopy(rec.cfg)
+    rec.cfg.data.vtlp = [0.8, 1.2]
+    utts = _voice(tmp_path, 1.0, "same", 3) + _voice(tmp_path, 1.15, "high", 3)
+    anon = Utterance("anon", utts[-1].audio_path, utts[-1].duration, "", "")
+    ids = [i for batch, _, _ in rec.emissions(utts + [anon]) for i in batch]
+    assert sorted(ids) == sorted(u.id for u in utts + [anon])
+    warps = rec.source.warps
+    assert set(warps) == {"same", "high", "utt:anon"}  # an unknown speaker is its own
+    assert warps["high"] < 0.95 and warps["utt:anon"] < 0.95
+    # the decoded features are the warped ones
+    high = utts[-1]
+    warped = rec.source.extract(torch.from_numpy(sf.read(high.audio_path, dtype="float32")[0]),
+                                warps["high"])
+    torch.testing.assert_close(rec.source.raw(high), warped)
+    rec.vtln = False
+    rec.source.warps = {}
+    list(rec.emissions(utts))
+    assert rec.source.warps == {}
+
+
+def test_vtlp_draws_a_warp_per_training_utterance() -> None:
+    from asr.config import DataConfig
+    from asr.data import draw_wave_aug
+
+    dcfg = DataConfig(vtlp=[0.9, 1.1])
+    warps = [draw_wave_aug(dcfg, 16000, torch.Generator().manual_seed(s)).warp for s in range(50)]
+    assert all(0.9 <= w <= 1.1 for w in warps) and len(set(warps)) == 50
+    assert min(warps) < 0.95 and max(warps) > 1.05
+    # a config without it draws exactly what it drew before (the warp is drawn last)
+    plain = DataConfig(noise_snr=[5, 20], noise_prob=1.0)
+    with_vtlp = DataConfig(noise_snr=[5, 20], noise_prob=1.0, vtlp=[0.9, 1.1])
+    a = draw_wave_aug(plain, 16000, torch.Generator().manual_seed(7))
+    b = draw_wave_aug(with_vtlp, 16000, torch.Generator().manual_seed(7))
+    assert (a.snr_db, a.trim, a.pad, a.warp) == (b.snr_db, b.trim, b.pad, 1.0) and b.warp != 1.0
+    with pytest.raises(ValueError, match="data.vtlp must be"):
+        DataConfig(vtlp=[1.1, 0.9])
+    with pytest.raises(UserError, match="needs features.kind=fbank"):
+        load_config(None, ["features.kind=logmel", "data.vtlp=[0.9,1.1]"])
