@@ -16,6 +16,7 @@
 #                             (DEV selects checkpoints), 3 greedy and beam+LM decoding of DEV and
 #                             of each NAME=MANIFEST, 4 scoring
 #   summaries DIR [NAME...]   the score summary.json files of DIR's decoded sets
+#   model_config DIR          DIR's resolved config.yaml (its first member's with --models N)
 #   publish_results TITLE KEY [results_table options] SUMMARY.json...
 #                             refresh the table KEY in $results_md (recipes/results_table.py)
 #
@@ -37,6 +38,8 @@
 #   --results-md FILE where stage 4 writes its table (default: the recipe's RESULTS.md;
 #                     <exp-dir>/RESULTS.md with --smoke)
 #   --smoke           fake miniature corpus + conf/smoke.yaml: checks the recipe end to end
+#   --models N        train N models (the config's seed, then seed+1, ...) in <exp>/seed<k> and
+#                     decode them as one (asr combine: posterior averaging) from <exp>/model.yaml
 #   KEY=VALUE         config overrides for `asr train`, e.g. train.epochs=5
 
 declare -A recipe_opts 2>/dev/null || true
@@ -50,7 +53,7 @@ _usage() {
     local extra=""
     for o in "${!recipe_opts[@]}"; do extra+=" [$o ${recipe_opts[$o]^^}]"; done
     echo "usage: $0 [--corpus DIR] [--stage N] [--stop-stage M] [--config YAML] [--exp-dir DIR]" \
-         "[--data-dir DIR] [--device auto|cpu|cuda] [--no-lm] [--results-md FILE] [--smoke]$extra" \
+         "[--data-dir DIR] [--device auto|cpu|cuda] [--no-lm] [--results-md FILE] [--smoke] [--models N]$extra" \
          "[KEY=VALUE ...]" >&2
     exit 2
 }
@@ -62,7 +65,7 @@ parse_args() {
     root=$(cd "$here/../.." && pwd)
     run_command="bash recipes/$recipe/run.sh"
     [ $# -eq 0 ] || run_command+=$(printf ' %q' "$@")
-    corpus="" stage=0 stop_stage=100 config="" exp="" data="" device=auto smoke=0 use_lm=1
+    corpus="" stage=0 stop_stage=100 config="" exp="" data="" device=auto smoke=0 use_lm=1 models=1
     results_md=""
     overrides=()
     while [ $# -gt 0 ]; do
@@ -77,6 +80,7 @@ parse_args() {
             --no-lm) use_lm=0; shift ;;
             --results-md) results_md=${2:?}; shift 2 ;;
             --smoke) smoke=1; shift ;;
+            --models) models=${2:?}; shift 2 ;;
             -h|--help) _usage ;;
             --*)
                 [ -n "${recipe_opts[$1]+x}" ] || { echo "run.sh: unknown option '$1'" >&2; _usage; }
@@ -86,6 +90,7 @@ parse_args() {
         esac
     done
     [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage/--stop-stage must be integers"
+    [[ "$models" =~ ^[1-9][0-9]*$ ]] || die "--models must be a positive integer, got '$models'"
     if [ "$smoke" = 1 ]; then config=${config:-$here/conf/smoke.yaml}; else config=${config:-$here/conf/train.yaml}; fi
     [ -f "$config" ] || die "config not found: $config"
     exp=${exp:-$here/exp/$(basename "$config" .yaml)}
@@ -131,17 +136,44 @@ fake_corpus() {
     log "smoke test: fake corpus in $corpus"
 }
 
-# train_model DIR TRAIN DEV : `asr train`, resuming DIR's run when it was interrupted; a finished
-# run (DIR/model.pt) is kept.
+# train_model DIR TRAIN DEV [KEY=VALUE...] : `asr train`, resuming DIR's run when it was
+# interrupted; a finished run (DIR/model.pt) is kept. Extra overrides come after the user's.
 train_model() {
     local dir=$1 train=$2 dev=$3 resume=()
+    shift 3
     if [ -f "$dir/model.pt" ]; then
         log "model exists: $dir/model.pt (remove it to retrain)"
         return 0
     fi
     [ -f "$dir/checkpoints/last.pt" ] && resume=(--resume) && log "resuming the run in $dir"
     "$asr" train --config "$config" --train "$train" --dev "$dev" --exp-dir "$dir" \
-        --device "$device" "${resume[@]}" "${overrides[@]}"
+        --device "$device" "${resume[@]}" "${overrides[@]}" "$@"
+}
+
+# base_seed : train.seed as the overrides (last one wins) or else the config set it
+base_seed() {
+    local o seed=""
+    for o in "${overrides[@]}"; do [[ "$o" == train.seed=* ]] && seed=${o#train.seed=}; done
+    [ -n "$seed" ] || seed=$("$py" -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])) or {}
+print((c.get("train") or {}).get("seed", 1234))' "$config")
+    echo "$seed"
+}
+
+# train_models DIR TRAIN DEV : one model in DIR (DIR/model.pt), or with --models N, N models in
+# DIR/seed1..N (seeds base, base+1, ...) and their combination file DIR/model.yaml
+train_models() {
+    local dir=$1 train=$2 dev=$3 k base members=()
+    if [ "$models" = 1 ]; then
+        train_model "$dir" "$train" "$dev"
+        return
+    fi
+    base=$(base_seed)
+    for k in $(seq 1 "$models"); do
+        log "model $k of $models: train.seed=$((base + k - 1)) in $dir/seed$k"
+        train_model "$dir/seed$k" "$train" "$dev" "train.seed=$((base + k - 1))"
+        members+=("$dir/seed$k/model.pt")
+    done
+    "$asr" combine "${members[@]}" -o "$dir/model.yaml"
 }
 
 # score_dir MANIFEST DIR : `asr score` of DIR/hyp.txt -> DIR/report/{report.md,summary.json}
@@ -164,20 +196,22 @@ model_stages() {
         timed lm "${tag}lm" "$asr" lm build "$train" -o "$lm" --order "$lm_order" \
             --config "$config" --text-out "$dir/lm/text.txt" --override "${overrides[@]}"
     fi
+    local model=$dir/model.pt
+    [ "$models" = 1 ] || model=$dir/model.yaml
     if stage 2 "training in $dir"; then
-        timed train "${tag}train" train_model "$dir" "$train" "$dev"
+        timed train "${tag}train" train_models "$dir" "$train" "$dev"
     fi
     if stage 3 "decoding: greedy$([ "$use_lm" = 1 ] && echo ", beam search + LM")"; then
         local s name manifest
         for s in "${sets[@]}"; do
             name=${s%%=*} manifest=${s#*=}
             [ "$name" = "$dev_name" ] && [ "$report_dev" = 0 ] && continue
-            timed decode "${tag}$name greedy" "$asr" evaluate "$dir/model.pt" "$manifest" \
+            timed decode "${tag}$name greedy" "$asr" evaluate "$model" "$manifest" \
                 --decoder greedy --out "$dir/decode_${name}_greedy" --device "$eval_device"
         done
         if [ "$use_lm" = 1 ]; then
             [ -f "$lm" ] || die "no LM at $lm: run stage 1 first (or pass --no-lm)"
-            "$asr" lm lang "$dir/model.pt" "$dir/lm/text.txt" --out "$dir/lang"
+            "$asr" lm lang "$model" "$dir/lm/text.txt" --out "$dir/lang"
             local lex=()
             [ -f "$dir/lang/lexicon.txt" ] && lex=(--lexicon "$dir/lang/lexicon.txt")
             rm -f "$dir/decode.yaml"
@@ -190,7 +224,7 @@ model_stages() {
                     if [ "$tune_lm" = 1 ]; then tune=(--tune "${tune_grid[@]}");
                     elif [ "$report_dev" = 0 ]; then continue; fi
                 fi
-                timed decode "${tag}$name beam" "$asr" evaluate "$dir/model.pt" "$manifest" \
+                timed decode "${tag}$name beam" "$asr" evaluate "$model" "$manifest" \
                     --decoder beam --lm "$lm" "${lex[@]}" "${tune[@]}" \
                     --out "$dir/decode_${name}_beam" --device "$eval_device"
             done
@@ -208,6 +242,11 @@ model_stages() {
             done
         done
     fi
+}
+
+# model_config DIR : the resolved config.yaml of DIR's model (of its first member with --models)
+model_config() {
+    if [ -f "$1/config.yaml" ] || [ "$models" = 1 ]; then echo "$1/config.yaml"; else echo "$1/seed1/config.yaml"; fi
 }
 
 # summaries DIR [NAME...] : the summary.json files of DIR's scored sets (all when no NAME)

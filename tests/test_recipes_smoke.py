@@ -106,3 +106,27 @@ def test_recipe_smoke(smoke_runs, recipe):
     assert "| beam " in table, table
     # --smoke writes its table into the exp dir, never into the recipe's RESULTS.md
     assert (ROOT / "recipes" / recipe / "RESULTS.md").read_text() == results_before
+
+
+def test_models_option_trains_several_seeds_and_decodes_their_combination(tmp_path):
+    """``--models 2``: two members with consecutive seeds, combined (asr combine) and decoded as
+    one model; the combination's decode.yaml is tuned on dev beside model.yaml."""
+    exp = tmp_path / "an4x2"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(["bash", str(ROOT / "recipes" / "an4" / "run.sh"), "--smoke", "--exp-dir",
+                           str(exp), "--models", "2", "train.seed=7"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import yaml
+
+    combo = yaml.safe_load((exp / "model.yaml").read_text())
+    assert combo == {"format": "asr-combination", "models": ["seed1/model.pt", "seed2/model.pt"]}
+    seeds = [yaml.safe_load((exp / f"seed{k}" / "config.yaml").read_text())["train"]["seed"]
+             for k in (1, 2)]
+    assert seeds == [7, 8]
+    assert not (exp / "model.pt").exists() and (exp / "decode.yaml").is_file()
+    for d in ("decode_dev_greedy", "decode_dev_beam", "decode_test_beam"):
+        assert (exp / d / "report" / "summary.json").is_file(), d
+    bad = subprocess.run(["bash", str(ROOT / "recipes" / "an4" / "run.sh"), "--smoke", "--models",
+                          "0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--models must be a positive integer" in bad.stderr

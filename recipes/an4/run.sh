@@ -48,5 +48,5 @@ model_stages "$exp" "$data/an4_train.jsonl" "$data/an4_dev.jsonl" "${sets[@]}"
 if stage 4 "results table"; then
     mapfile -t reports < <(summaries "$exp" dev test)
     publish_results "AN4, $(basename "$config")" "$(basename "$config" .yaml)" \
-        --config "$exp/config.yaml" "${reports[@]}"
+        --config "$(model_config "$exp")" "${reports[@]}"
 fi

@@ -43,5 +43,5 @@ model_stages "$exp" "$data/commonvoice_train.jsonl" "$data/commonvoice_dev.jsonl
 if stage 4 "results table"; then
     mapfile -t reports < <(summaries "$exp" dev test)
     publish_results "Common Voice${lang:+ $lang}, $(basename "$config")" "${lang:-cv}-$(basename "$config" .yaml)" \
-        --config "$exp/config.yaml" "${reports[@]}"
+        --config "$(model_config "$exp")" "${reports[@]}"
 fi

@@ -51,5 +51,5 @@ model_stages "$exp" "$data/train_$train_name.jsonl" "$data/librispeech_$dev_subs
 if stage 4 "results table"; then
     mapfile -t reports < <(summaries "$exp" "$dev_subset" "${test_list[@]}")
     publish_results "LibriSpeech $train_name, $(basename "$config")" "$(basename "$config" .yaml)" \
-        --config "$exp/config.yaml" "${reports[@]}"
+        --config "$(model_config "$exp")" "${reports[@]}"
 fi

@@ -36,5 +36,5 @@ model_stages "$exp" "$data/tedlium_train.jsonl" "$data/tedlium_dev.jsonl" "test=
 if stage 4 "results table"; then
     mapfile -t reports < <(summaries "$exp" dev test)
     publish_results "TED-LIUM 3 (legacy dev/test), $(basename "$config")" "$(basename "$config" .yaml)" \
-        --config "$exp/config.yaml" "${reports[@]}"
+        --config "$(model_config "$exp")" "${reports[@]}"
 fi

@@ -34,5 +34,5 @@ model_stages "$exp" "$data/timit_train.jsonl" "$data/timit_dev.jsonl" "test=$dat
 if stage 4 "results table"; then
     mapfile -t reports < <(summaries "$exp" dev test)
     publish_results "TIMIT core test PER (39 phones), $(basename "$config")" "$(basename "$config" .yaml)" \
-        --config "$exp/config.yaml" --metric PER "${reports[@]}"
+        --config "$(model_config "$exp")" --metric PER "${reports[@]}"
 fi

@@ -32,5 +32,5 @@ model_stages "$exp" "$data/yesno_train.jsonl" "$data/yesno_test.jsonl"
 if stage 4 "results table"; then
     mapfile -t reports < <(summaries "$exp" test)
     publish_results "yesno, $(basename "$config")" "$(basename "$config" .yaml)" \
-        --config "$exp/config.yaml" "${reports[@]}"
+        --config "$(model_config "$exp")" "${reports[@]}"
 fi
