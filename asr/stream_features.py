@@ -28,33 +28,67 @@ from asr.features import KINDS, FeatureExtractor, apply_cmvn
 
 
 class _DeltaStream:
-    """``compute_deltas`` (window 5, replicated edges) over frames that arrive one by one."""
+    """``compute_deltas`` (window 5, replicated edges) over (T, C) frames that arrive in chunks:
+    the offline convolution, run over each chunk with its two frames of context either side."""
 
-    def __init__(self):
-        self.hist: list[torch.Tensor] = []  # x[t-2], x[t-1] (replicas of x[0] at the start)
-        self.ahead: list[torch.Tensor] = []  # x[t], x[t+1], x[t+2] not yet emitted
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.kernel = torch.arange(-2.0, 3.0).repeat(dim, 1, 1)  # (C, 1, 5); denominator 10
+        # (<= 4, C): x[t-2], x[t-1], then the frames not yet emitted
+        self.ctx: torch.Tensor | None = None
 
-    def _delta(self, xm2, xm1, xp1, xp2) -> torch.Tensor:
-        return (xp1 - xm1 + 2.0 * (xp2 - xm2)) / 10.0
+    def _deltas(self, x: torch.Tensor) -> torch.Tensor:
+        """(T + 4, C) frames -> (T, C) deltas of the T middle ones."""
+        if x.shape[0] < 5:
+            return x.new_zeros(0, self.dim)
+        y = torch.nn.functional.conv1d(x.T.unsqueeze(0), self.kernel, groups=self.dim) / 10.0
+        return y[0].T
 
-    def push(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if not self.hist and not self.ahead:
-            self.hist = [x, x]
-        self.ahead.append(x)
-        out = []
-        while len(self.ahead) == 3:
-            out.append(self._delta(self.hist[0], self.hist[1], self.ahead[1], self.ahead[2]))
-            self.hist = [self.hist[1], self.ahead.pop(0)]
-        return out
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        """(T, C) new frames -> (T', C) deltas now complete (two frames behind)."""
+        if x.shape[0] == 0:
+            return x
+        if self.ctx is None:
+            self.ctx = x[:1].expand(2, -1)  # left edge replicated
+        buf = torch.cat([self.ctx, x])
+        self.ctx = buf[-4:]
+        return self._deltas(buf)
 
-    def finish(self) -> list[torch.Tensor]:
-        out = []
-        while self.ahead:
-            last = self.ahead[-1]
-            nxt = (self.ahead + [last, last])[1:3]
-            out.append(self._delta(self.hist[0], self.hist[1], nxt[0], nxt[1]))
-            self.hist = [self.hist[1], self.ahead.pop(0)]
-        return out
+    def finish(self) -> torch.Tensor:
+        """The deltas of the last (up to) two frames, right edge replicated: (T', C)."""
+        if self.ctx is None:
+            return torch.zeros(0, self.dim)
+        buf = torch.cat([self.ctx, self.ctx[-1:].expand(2, -1)])
+        self.ctx = None
+        return self._deltas(buf)
+
+
+class _Fbank:
+    """``kaldi.fbank`` as :class:`asr.features.FeatureExtractor` calls it (dither 0, povey
+    window, pre-emphasis 0.97, DC offset removed, power spectrum, no energy), with the window
+    and the mel matrix built once instead of on every call: the same operations in the same
+    order, so the same numbers. Input: int16-scaled samples holding whole frames."""
+
+    def __init__(self, cfg):
+        self.win, self.hop = cfg.win_length, cfg.hop_length
+        self.n_fft = kaldi._next_power_of_2(self.win)
+        self.window = kaldi._feature_window_function(  # (1, win)
+            kaldi.POVEY, self.win, 0.42, torch.device("cpu"), torch.float32).unsqueeze(0)
+        banks, _ = kaldi.get_mel_banks(cfg.n_mels, self.n_fft, cfg.sample_rate, 20.0, 0.0,
+                                       100.0, -500.0, 1.0)
+        self.mel_t = torch.nn.functional.pad(banks.float(), (0, 1)).T  # (n_fft/2 + 1, C)
+        self.eps = torch.tensor(torch.finfo(torch.float32).eps)
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        T = 1 + (wave.numel() - self.win) // self.hop
+        x = wave.as_strided((T, self.win), (self.hop, 1))  # (T, win)
+        x = x - torch.mean(x, dim=1).unsqueeze(1)
+        prev = torch.nn.functional.pad(x.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)
+        x = x - 0.97 * prev[:, :-1]
+        x = x * self.window
+        x = torch.nn.functional.pad(x.unsqueeze(0), (0, self.n_fft - self.win)).squeeze(0)
+        power = torch.fft.rfft(x).abs().pow(2.0)  # (T, n_fft/2 + 1)
+        return torch.max(torch.mm(power, self.mel_t), self.eps).log()  # (T, C)
 
 
 class IncrementalFeatures:
@@ -62,6 +96,9 @@ class IncrementalFeatures:
 
     def __init__(self, extractor: FeatureExtractor, cmvn: dict[str, torch.Tensor] | None):
         cfg = extractor.cfg
+        if cfg.speaker_cmvn:
+            raise UserError("this model normalises each speaker by statistics over all of the "
+                            "speaker's audio (features.speaker_cmvn): it cannot stream")
         if cfg.utterance_cmn:
             raise UserError("this model normalises each utterance by its own mean "
                             "(features.utterance_cmn), which needs the whole utterance: it cannot stream")
@@ -79,6 +116,7 @@ class IncrementalFeatures:
             self.buf = torch.zeros(self.pad)  # the start padding
         else:
             self.pad, self.span = 0, cfg.win_length
+            self.fbank = _Fbank(cfg)
             self.buf = torch.zeros(0)
         if self.hop > self.span:
             raise UserError(f"features with a hop ({cfg.hop_ms} ms) longer than the window "
@@ -87,7 +125,8 @@ class IncrementalFeatures:
         self.samples = 0  # real samples accepted
         self.frames = 0  # raw frames emitted
         self.db_max = -float("inf")  # MFCC: loudest dB value so far
-        self.deltas = [_DeltaStream() for _ in range(cfg.deltas)]
+        self.deltas = [_DeltaStream(cfg.coefficients) for _ in range(cfg.deltas)]
+        # per level (raw, delta, delta-delta...): frames made but not yet emitted
         self.pending: list[list[torch.Tensor]] = [[] for _ in range(cfg.deltas + 1)]
 
     # -- raw frames ----------------------------------------------------------------------------
@@ -95,9 +134,7 @@ class IncrementalFeatures:
         """Frames of a padded-stream segment holding whole frames: (T, C)."""
         cfg = self.cfg
         if not self.centred:
-            return kaldi.fbank(seg.unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
-                               frame_length=cfg.win_ms, frame_shift=cfg.hop_ms, dither=0.0,
-                               energy_floor=0.0, sample_frequency=cfg.sample_rate)
+            return self.fbank(seg * 32768.0)
         power = self.mel(seg)  # (n_mels, T)
         if not KINDS[cfg.kind].cepstral:  # log-mel
             return torch.log(power + 1e-10).T
@@ -128,33 +165,23 @@ class IncrementalFeatures:
 
     # -- deltas, CMVN --------------------------------------------------------------------------
     def _out(self, raw: torch.Tensor, final: bool) -> torch.Tensor:
-        for frame in raw:
-            self.pending[0].append(frame)
-            level = [frame]
-            for k, d in enumerate(self.deltas):
-                nxt = []
-                for f in level:
-                    nxt += d.push(f)
-                level = nxt
-                self.pending[k + 1] += level
-        if final:
-            level: list[torch.Tensor] = []
-            for k, d in enumerate(self.deltas):
-                nxt = []
-                for f in level:
-                    nxt += d.push(f)
-                nxt += d.finish()
-                level = nxt
-                self.pending[k + 1] += level
-        n = min(len(p) for p in self.pending)
+        """Raw frames (T, C) in; the feature frames whose deltas are all complete out: (T', F)."""
+        level = raw
+        self.pending[0].append(level)
+        for k, d in enumerate(self.deltas):
+            level = d.push(level)
+            if final:
+                level = torch.cat([level, d.finish()])
+            self.pending[k + 1].append(level)
+        parts = [torch.cat(p) if len(p) > 1 else p[0] for p in self.pending]
+        n = min(p.shape[0] for p in parts)
+        self.pending = [[p[n:]] for p in parts]
         if n == 0:
             return torch.zeros(0, self.cfg.dim)
-        rows = [torch.stack(p[:n]) for p in self.pending]
-        self.pending = [p[n:] for p in self.pending]
-        x = torch.cat(rows, dim=1) if len(rows) > 1 else rows[0]
+        x = torch.cat([p[:n] for p in parts], dim=1) if len(parts) > 1 else parts[0][:n]
         return apply_cmvn(x, self.cmvn) if self.cmvn is not None else x
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def accept(self, samples: torch.Tensor) -> torch.Tensor:
         """Append ``samples`` (N,) float in [-1, 1]; return the frames now complete: (T, F)."""
         samples = samples.reshape(-1).float()
@@ -162,7 +189,7 @@ class IncrementalFeatures:
         self.samples += samples.numel()
         return self._out(self._take(self._available()), final=False)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def finish(self) -> torch.Tensor:
         """The last frames (end padding, replicated delta edges): (T, F). Resets nothing."""
         cfg = self.cfg

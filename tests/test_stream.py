@@ -68,6 +68,38 @@ def test_short_inputs_give_the_offline_frame_counts(n):
         assert torch.allclose(streamed, offline, atol=1e-3, rtol=1e-4)
 
 
+@pytest.mark.parametrize("rate,n_mels", [(16000, 80), (8000, 23)])
+def test_cached_fbank_is_kaldis_bit_for_bit(rate, n_mels):
+    """The streaming fbank builds the window and mel matrix once; the frames are still
+    torchaudio.compliance.kaldi.fbank's, exactly."""
+    from asr.stream_features import _Fbank
+    cfg = FeatureConfig(kind="fbank", sample_rate=rate, n_mels=n_mels)
+    wave = _speechlike(0.5, 3)[:rate // 2]
+    assert torch.equal(_Fbank(cfg)(wave * 32768.0), FeatureExtractor(cfg)(wave))
+
+
+@pytest.mark.parametrize("hidden", [16, 384])
+def test_stepwise_lstm_is_torchs_over_any_split(hidden):
+    """The streaming LSTM (not torch.lstm: no oneDNN cost per call) carries its state over chunks of 0..7
+    frames and gives nn.LSTM's outputs on the whole sequence."""
+    from asr.stream import _lstm
+    torch.manual_seed(hidden)
+    rnn = torch.nn.LSTM(20, hidden, batch_first=True).eval()
+    x = torch.randn(40, 20)
+    with torch.no_grad():
+        ref, (h_ref, c_ref) = rnn(x.unsqueeze(0))
+        outs, state, i, rng = [], None, 0, np.random.default_rng(0)
+        while i < x.shape[0]:
+            n = int(rng.integers(0, 8))
+            if n:
+                y, state = _lstm(rnn, x[i:i + n], state)
+                outs.append(y)
+            i += n
+    assert (torch.cat(outs) - ref[0]).abs().max() < 1e-5
+    assert (state[0] - h_ref.reshape(-1)).abs().max() < 1e-5
+    assert (state[1] - c_ref.reshape(-1)).abs().max() < 1e-5
+
+
 def _recognizer(cell: str, frontend: str, subsample: int, kind: str) -> Recognizer:
     torch.manual_seed(0)
     cfg = load_config(None, [f"model.cell={cell}", "model.bidirectional=false", "model.hidden=16",
@@ -122,6 +154,8 @@ def test_a_bidirectional_model_is_refused_with_the_reason():
 def test_per_utterance_normalisation_is_refused():
     with pytest.raises(UserError, match="utterance_cmn.*cannot stream"):
         IncrementalFeatures(FeatureExtractor(FeatureConfig(utterance_cmn=True)), None)
+    with pytest.raises(UserError, match="speaker_cmvn.*cannot stream"):
+        IncrementalFeatures(FeatureExtractor(FeatureConfig(speaker_cmvn=True)), None)
 
 
 # -- asr stream ----------------------------------------------------------------------------------
