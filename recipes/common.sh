@@ -3,7 +3,7 @@
 # A recipe sets `recipe` (its name) and `here` (its folder), optionally `recipe_opts` (its own
 # options, `[--option]=variable`) and `score_opts` (extra `asr score` flags), then calls
 # `parse_args "$@"`. Knobs a recipe may set first: lm_order (3), tune_lm (1), dev_name (dev),
-# report_dev (1).
+# report_dev (1), default_models (1: models trained and combined without --models).
 # After parse_args these are set:
 #   corpus stage stop_stage config exp data device smoke overrides[] asr py root results_md
 # and the helpers below run the stages:
@@ -65,7 +65,7 @@ parse_args() {
     root=$(cd "$here/../.." && pwd)
     run_command="bash recipes/$recipe/run.sh"
     [ $# -eq 0 ] || run_command+=$(printf ' %q' "$@")
-    corpus="" stage=0 stop_stage=100 config="" exp="" data="" device=auto smoke=0 use_lm=1 models=1
+    corpus="" stage=0 stop_stage=100 config="" exp="" data="" device=auto smoke=0 use_lm=1 models=""
     results_md=""
     overrides=()
     while [ $# -gt 0 ]; do
@@ -90,6 +90,8 @@ parse_args() {
         esac
     done
     [[ "$stage" =~ ^[0-9]+$ && "$stop_stage" =~ ^[0-9]+$ ]] || die "--stage/--stop-stage must be integers"
+    # a recipe's default_models (its measured default) applies to real runs; --smoke trains one
+    [ -n "$models" ] || { [ "$smoke" = 1 ] && models=1 || models=${default_models:-1}; }
     [[ "$models" =~ ^[1-9][0-9]*$ ]] || die "--models must be a positive integer, got '$models'"
     if [ "$smoke" = 1 ]; then config=${config:-$here/conf/smoke.yaml}; else config=${config:-$here/conf/train.yaml}; fi
     [ -f "$config" ] || die "config not found: $config"
