@@ -51,8 +51,8 @@ class Recognizer:
     path: str | None = None
     longest_utterance: float | None = None  # seconds; recorded by training (None: unknown)
     # a model trained with data.vtlp: search each speaker's warp when decoding a manifest
-    # (asr.adapt); training's per-epoch dev scoring turns it off
-    vtln: bool = True
+    # (asr.adapt). Off by default: on AN4 dev the search raised the WER (docs/adaptation.md)
+    vtln: bool = False
     _searching: bool = False
 
     def __init__(self, cfg: ExperimentConfig, tokenizer, cmvn: dict[str, torch.Tensor],

@@ -133,7 +133,6 @@ class Trainer:
         self.source.cmvn = cmvn
         self.rec = Recognizer(cfg, self.tokenizer, cmvn, device=str(self.device),
                               cache_features=cfg.data.cache_features)
-        self.rec.vtln = False  # dev scoring each epoch: no warp search (asr evaluate does it)
         self.rec.longest_utterance = (max(float(s.durations.max()) for s in self.shards.shards
                                           if s.count) if self.shards
                                       else max(e.utt.duration for e in self.examples))

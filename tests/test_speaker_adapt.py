@@ -161,6 +161,7 @@ def test_a_vtlp_model_searches_warps_when_decoding_a_manifest(tmp_path: Path) ->
     rec = copy.deepcopy(tone_recognizer())
     rec.cfg = copy.deepcopy(rec.cfg)
     rec.cfg.data.vtlp = [0.8, 1.2]
+    rec.vtln = True  # opt-in (asr evaluate --vtln)
     utts = _voice(tmp_path, 1.0, "same", 3) + _voice(tmp_path, 1.15, "high", 3)
     anon = Utterance("anon", utts[-1].audio_path, utts[-1].duration, "", "")
     ids = [i for batch, _, _ in rec.emissions(utts + [anon]) for i in batch]

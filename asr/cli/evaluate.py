@@ -38,9 +38,9 @@ def _register(sub, name: str, decoder: str, help_: str) -> None:
                         "boundary is the silence token; else the current --sil-score)")
     g.add_argument("--no-cache", action="store_true",
                    help="beam search: do not cache the log-probs in the output folder")
-    p.add_argument("--no-vtln", action="store_true",
-                   help="a model trained with data.vtlp: decode with no warp instead of "
-                        "searching each speaker's (asr.adapt)")
+    p.add_argument("--vtln", action="store_true",
+                   help="a model trained with data.vtlp: search each speaker's warp factor "
+                        "(asr.adapt; experimental: it raised the WER on AN4 dev)")
     p.set_defaults(func=run, out_prefix="decode_" if name == "evaluate" else "decode_beam_")
 
 
@@ -55,7 +55,7 @@ def run(a: argparse.Namespace) -> int:
         raise UserError("--tune searches beam-search settings: it cannot go with --decoder greedy")
     rec = load_model(a.model, a.device)
     for member in getattr(rec, "members", [rec]):
-        member.vtln = not a.no_vtln
+        member.vtln = a.vtln
     beam = beam_config(a, a.model, "beam" if a.tune else None)
     tune = None
     if a.tune:
@@ -68,8 +68,8 @@ def run(a: argparse.Namespace) -> int:
                         parse_floats(a.word_scores, "--word-scores"), sil)
     out = a.out or Path(a.model).parent / f"{a.out_prefix}{Path(a.manifest).stem}"
     key = manifest_key(a.model, a.manifest) if beam is not None and not a.no_cache else None
-    if key is not None and a.no_vtln:
-        key["no_vtln"] = True  # other log-probs than a warp-searched decode's
+    if key is not None and a.vtln:
+        key["vtln"] = True  # other log-probs than an unwarped decode's
     summary = evaluate(rec, a.manifest, out, beam, tune, cache_key=key)
     if summary["tuned"] is not None:
         best = summary["tuned"]
