@@ -3,7 +3,8 @@
 Two ways to cut a recording (:func:`iter_chunks`), both reading blocks (never the whole file):
 
 - ``segment="pause"`` (default): cut at pauses into utterance-sized segments (:mod:`asr.segment`;
-  at most ``chunk_seconds`` each). Models trained on single utterances need this: on 60 minutes
+  at most ``chunk_seconds`` each), found by energy or by silero-vad (``ChunkConfig.endpoint``,
+  :mod:`asr.vad`). Models trained on single utterances need this: on 60 minutes
   of concatenated AN4 utterances, fixed windows doubled the WER of decoding the utterances one
   by one, pause segments did not (docs/benchmarks.md). A file no longer than ``whole_seconds``
   (the model's longest training utterance, see :class:`~asr.transcribe.Transcriber`; at most
@@ -28,10 +29,12 @@ import torch
 from asr.audio import AudioReader, resample, to_mono
 from asr.decode.types import TokenSpan
 from asr.errors import UserError
-from asr.segment import (FLOOR_FRAMES, FRAME_SECONDS, find_cut, frame_energies_db,
+from asr.segment import (FLOOR_FRAMES, FRAME_SECONDS, find_pause, frame_energies_db,
                          noise_floor_db, quietest_cut)
+from asr.vad import check_endpoint
 
 SEGMENTS = ("pause", "fixed")
+PAUSE_DETECTORS = ("vad", "energy")  # the model's blanks are for streaming (asr.stream)
 
 
 @dataclass
@@ -48,7 +51,11 @@ class ChunkConfig:
             pause that both chunks see whole (a few words' worth: with a sub-second overlap, a
             word cut by a chunk edge can be merged into its neighbour).
         pause_seconds: "pause" only: the shortest silence that ends a segment.
-        pause_db: "pause" only: frames this far above the noise floor are speech.
+        pause_db: "pause" with the energy detector: frames this far above the noise floor
+            are speech.
+        endpoint: "pause" only: what decides speech from non-speech: "energy" (above the
+            noise floor) or "vad" (silero-vad, the optional package: far fewer cuts inside
+            words in noise, a WER gain only in babble: docs/benchmarks.md, "Endpointing").
         whole_seconds: "pause" only: a file no longer than this (or ``chunk_seconds``, if
             shorter) is one segment; None: ``chunk_seconds``. A file of several utterances
             decoded whole is decoded like one long utterance: on 10-25 s files of AN4
@@ -63,8 +70,15 @@ class ChunkConfig:
     pause_seconds: float = 0.25
     pause_db: float = 16.0
     whole_seconds: float | None = None
+    endpoint: str = "energy"
 
     def __post_init__(self) -> None:
+        if self.segment == "pause":
+            if self.endpoint not in PAUSE_DETECTORS:
+                raise UserError(f"long audio is cut at pauses found by one of "
+                                f"{', '.join(PAUSE_DETECTORS)}, got '{self.endpoint}' (the "
+                                f"model's blanks endpoint asr stream only)")
+            check_endpoint(self.endpoint)
         if self.overlap_seconds < 0 or (self.segment == "fixed"
                                          and self.overlap_seconds >= self.chunk_seconds):
             raise UserError(f"overlap ({self.overlap_seconds} s) must be >= 0 and shorter than "
@@ -152,29 +166,42 @@ def _pause_segments(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[C
                 return
             buf = np.concatenate([buf, new])
         history = np.zeros(0)  # energies of the last FLOOR_FRAMES frames already cut off
+        vad = _VadBuffer(sr) if cfg.endpoint == "vad" else None
         start, first, eof = 0, True, False
+        if vad is not None:
+            vad.feed(buf, eof)
         while True:
             energy = frame_energies_db(buf, hop)
-            floor = noise_floor_db(np.concatenate([history, energy]))
-            cut = find_cut(energy, floor, cfg.pause_db, min_pause, limit=size // hop)
+            if vad is None:
+                floor = noise_floor_db(np.concatenate([history, energy]))
+                speech, score = energy > floor + cfg.pause_db, energy
+            else:
+                speech, score = vad.frames(len(energy))
+            cut = find_pause(speech, min_pause, limit=size // hop)
             if cut is None and not eof and len(buf) <= size:
                 new = r.read_mono(block)
                 eof = len(new) == 0
                 buf = np.concatenate([buf, new])
+                if vad is not None:
+                    vad.feed(new, eof)
                 continue
             if cut is not None:
                 end = cut * hop
             elif len(buf) > size:  # no pause in a whole chunk
-                end = quietest_cut(energy[:size // hop], min_pause) * hop
+                end = quietest_cut(score[:size // hop], min_pause) * hop
             else:  # the rest of the file
                 end = len(buf)
             seg, buf = buf[:end], buf[end:]
             history = np.concatenate([history, energy[:end // hop]])[-FLOOR_FRAMES:]
+            if vad is not None:
+                vad.drop(end // hop)
             if eof and len(buf) == 0:
                 last = True
             elif len(buf) == 0:  # the cut fell exactly at the end of what was read
                 buf = r.read_mono(block)
                 eof = last = len(buf) == 0
+                if vad is not None:
+                    vad.feed(buf, eof)
             else:
                 last = False
             wave = resample(torch.from_numpy(np.ascontiguousarray(seg)), sr, sample_rate)
@@ -183,6 +210,30 @@ def _pause_segments(path: str, sample_rate: int, cfg: ChunkConfig) -> Iterator[C
                 return
             start += end
             first = False
+
+
+class _VadBuffer:
+    """silero-vad's decisions for the 10 ms frames of the buffer not yet cut off."""
+
+    def __init__(self, sr: int):
+        from asr.vad import VadFrames
+
+        self.det = VadFrames(sr)
+        self.speech, self.prob = np.zeros(0, bool), np.zeros(0)
+
+    def feed(self, samples: np.ndarray, eof: bool) -> None:
+        self.speech = np.concatenate([self.speech, self.det.accept(samples, final=eof)])
+        self.prob = np.concatenate([self.prob, self.det.last_probs])
+
+    def frames(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decisions and probabilities of the buffer's first ``n`` frames; frames the detector
+        has not reached yet (the last window's few ms) count as non-speech."""
+        pad = max(0, n - len(self.speech))
+        return (np.concatenate([self.speech, np.zeros(pad, bool)])[:n],
+                np.concatenate([self.prob, np.zeros(pad)])[:n])
+
+    def drop(self, n: int) -> None:
+        self.speech, self.prob = self.speech[n:], self.prob[n:]
 
 
 Group = tuple[str, list[TokenSpan]]  # a word and its tokens' spans (frames from the file start)

@@ -1,5 +1,6 @@
-"""Cut long audio at pauses: an energy detector that finds where a recording can be split into
-utterance-sized segments without cutting a word.
+"""Cut long audio at pauses: where a recording can be split into utterance-sized segments
+without cutting a word, from per-frame speech decisions (:func:`find_pause`; the detectors are
+in :mod:`asr.vad`), and the energy detector's own rule.
 
 Models trained on single utterances (AN4's are 1-7 s) transcribe a stream of several utterances
 badly: on 5 minutes of concatenated AN4 speech, fixed 30 s windows gave twice the WER of the
@@ -44,11 +45,17 @@ def noise_floor_db(energy_db: np.ndarray) -> float:
 
 def find_cut(energy_db: np.ndarray, floor_db: float, margin_db: float, min_pause: int,
              limit: int | None = None) -> int | None:
-    """The frame at which to end the first segment of ``energy_db``, or None to wait for more.
+    """The frame at which to end the first segment of ``energy_db``, or None to wait for more:
+    :func:`find_pause` over the frames more than ``margin_db`` above ``floor_db`` (speech)."""
+    return find_pause(energy_db > floor_db + margin_db, min_pause, limit)
+
+
+def find_pause(speech: np.ndarray, min_pause: int, limit: int | None = None) -> int | None:
+    """The frame at which to end the first segment, given each frame's speech decision from the
+    segment's start (any detector: energy, silero-vad), or None to wait for more.
 
     Args:
-        energy_db: frame energies from the current segment's start.
-        floor_db: noise floor; frames above ``floor_db + margin_db`` are speech.
+        speech: (N,) bool, True where a frame is speech.
         min_pause: non-speech frames that make a pause.
         limit: the longest segment in frames: a pause must begin before it, and the cut is
             made no later than it.
@@ -57,7 +64,7 @@ def find_cut(energy_db: np.ndarray, floor_db: float, margin_db: float, min_pause
         the middle of the first pause of ``min_pause`` frames or more between two speech frames
         (``limit`` if that is earlier); None if there is none yet.
     """
-    idx = np.flatnonzero(energy_db > floor_db + margin_db)
+    idx = np.flatnonzero(speech)
     gaps = np.flatnonzero(np.diff(idx) > min_pause)  # speech frames followed by a pause
     if len(gaps) == 0:
         return None
@@ -70,7 +77,8 @@ def find_cut(energy_db: np.ndarray, floor_db: float, margin_db: float, min_pause
 
 def quietest_cut(energy_db: np.ndarray, window: int) -> int:
     """Where to force a cut in a stretch with no pause: the middle of the quietest ``window``
-    frames in its second half (a segment may not grow without bound)."""
+    frames in its second half (a segment may not grow without bound). ``energy_db``: any
+    per-frame score that is lower where quieter (energy, a speech probability)."""
     n = len(energy_db)
     if n < 2 * window:
         return max(1, n // 2)

@@ -228,29 +228,66 @@ class Event(NamedTuple):
 
 
 def stream_events(rec, chunks: Iterable[torch.Tensor], decoder=None,
-                  endpoint_seconds: float = 0.0) -> Iterator[Event]:
+                  endpoint_seconds: float = 0.0, endpoint: str | None = None) -> Iterator[Event]:
     """Recognise a stream of sample chunks (mono, the model's rate) live: a partial event when
-    the text changes, a final one per utterance. After ``endpoint_seconds`` of blank output
+    the text changes, a final one per utterance. After ``endpoint_seconds`` of non-speech
     following a word (0: never) the utterance is finalised and the state reset, so an endless
-    stream runs in bounded memory; what the look-ahead buffers at that point (silence: the model
-    just output blanks) is dropped. ``decoder``: default the recognizer's (``rec.decoder()``)."""
+    stream runs in bounded memory; what the look-ahead buffers at that point (silence) is
+    dropped. ``endpoint`` says what non-speech is (:func:`default_stream_endpoint` when None):
+    ``blank``, the model's own output (only blanks since the last token); ``vad``, silero-vad;
+    ``energy``, frames near the noise floor (:mod:`asr.vad`). ``decoder``: default the
+    recognizer's (``rec.decoder()``)."""
     rate = rec.cfg.features.sample_rate
     decoder = decoder or rec.decoder("auto")
+    clock = _Endpointer(endpoint or default_stream_endpoint(), rate, rec.frame_seconds)
     stream, start, fed, last = Stream(rec, decoder), 0, 0, None
     for samples in chunks:
         text = stream.accept(samples)
+        clock.accept(samples)
         fed += samples.numel()
         if text != last:
             last = text
             yield Event(False, text, start / rate, fed / rate)
-        if endpoint_seconds and stream.pause_seconds() >= endpoint_seconds:
+        if not endpoint_seconds or clock.quiet_seconds(stream) < endpoint_seconds:
+            continue
+        if stream.tokens:
             hyp = stream.finish()
             yield Event(True, hyp.text, start / rate, fed / rate, hyp)
-            stream, start, last = Stream(rec, decoder), fed, None
-        elif endpoint_seconds and not stream.tokens and \
-                stream.blank_run * rec.frame_seconds >= endpoint_seconds:
+            stream = Stream(rec, decoder)
+        else:
             stream.forget()  # silence: nothing to emit, keep the memory bounded
-            start, last = fed, None
+        start, last = fed, None
+        clock.reset()
     hyp = stream.finish()
     if hyp.text or start == 0:
         yield Event(True, hyp.text, start / rate, fed / rate, hyp)
+
+
+def default_stream_endpoint() -> str:
+    """The endpoint detector of ``asr stream`` when none is chosen: the model's blank run
+    (docs/benchmarks.md, "Endpointing": it found the most utterance ends, clean and noisy)."""
+    return "blank"
+
+
+class _Endpointer:
+    """How long the stream has been silent, by the chosen detector (``blank``: the model's
+    blanks since the last token, or since the utterance began)."""
+
+    def __init__(self, name: str, rate: int, frame_seconds: float):
+        from asr.vad import PauseClock, check_endpoint, frame_detector
+
+        self.name = check_endpoint(name)
+        self.frames = None if name == "blank" else frame_detector(name, rate)
+        self.clock, self.frame_seconds = PauseClock(), frame_seconds
+
+    def accept(self, samples: torch.Tensor) -> None:
+        if self.frames is not None:
+            self.clock.add(self.frames.accept(torch.as_tensor(samples).numpy()))
+
+    def quiet_seconds(self, stream: Stream) -> float:
+        if self.frames is None:
+            return stream.blank_run * self.frame_seconds
+        return self.clock.quiet_seconds()
+
+    def reset(self) -> None:
+        self.clock.reset()

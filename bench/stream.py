@@ -93,7 +93,8 @@ def run_chunks(rec, decoder, utts, waves, chunk_ms: float, offline: dict) -> dic
             "same_as_offline": f"{same}/{len(utts)}"}
 
 
-def run_memory(rec, decoder, waves, minutes: float, endpoint_ms: float, chunk_ms: float) -> list:
+def run_memory(rec, decoder, waves, minutes: float, endpoint_ms: float, chunk_ms: float,
+               endpoint: str | None = None) -> list:
     rate = rec.cfg.features.sample_rate
     chunk = int(round(chunk_ms * rate / 1000))
     pause = torch.zeros(int(0.8 * rate))
@@ -115,7 +116,7 @@ def run_memory(rec, decoder, waves, minutes: float, endpoint_ms: float, chunk_ms
                     return
 
     t0, finals = time.perf_counter(), 0
-    for e in stream_events(rec, chunks(), decoder, endpoint_ms / 1000):
+    for e in stream_events(rec, chunks(), decoder, endpoint_ms / 1000, endpoint):
         finals += e.final
     return out, finals, time.perf_counter() - t0
 
@@ -129,6 +130,8 @@ def main() -> None:
     ap.add_argument("--decoder", default="greedy", choices=["auto", "greedy", "beam"])
     ap.add_argument("--memory-minutes", type=float, default=0.0)
     ap.add_argument("--endpoint-ms", type=float, default=800.0)
+    ap.add_argument("--endpoint", default=None, choices=["blank", "vad", "energy"],
+                    help="endpoint detector of the memory run (default: asr stream's)")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -153,7 +156,8 @@ def main() -> None:
     result = {"model": a.model, "manifest": a.manifest, "threads": a.threads, "commit": commit,
               "decoder": a.decoder, "chunks": rows}
     if a.memory_minutes:
-        mem, finals, secs = run_memory(rec, decoder, waves, a.memory_minutes, a.endpoint_ms, 100.0)
+        mem, finals, secs = run_memory(rec, decoder, waves, a.memory_minutes, a.endpoint_ms, 100.0,
+                                       a.endpoint)
         print(f"\n{a.memory_minutes:.0f} min streamed in {secs:.0f} s ({finals} utterances endpointed)")
         print("| minutes of audio | resident memory MB |\n|---|---|")
         for m in mem:

@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # Let pip choose torch: on this project's machines that is a CUDA build from the local disk,
 # which PyPI's torchaudio wheels need (they do not work with the CPU-only 2.13.0+cpu build).
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,vad]' 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import torch, torchaudio, soundfile, flashlight.lib.text" \
     || { echo "setup: the Python environment is incomplete" >&2; exit 1; }

@@ -7,8 +7,9 @@ input (raw 16-bit PCM or a WAV stream), chunk by chunk; partial and final result
 On a terminal the partial line is rewritten in place and each final result ends it; otherwise
 one JSON object per line: ``{"type": "partial", "text", "time"}`` and ``{"type": "final", "text",
 "start", "end", "words"}`` (seconds from the start of the stream). After ``--endpoint-ms`` of
-output frames that are all blank following a word, the utterance is finalised and the model's
-state reset, so an endless stream runs in bounded memory (0: one utterance for the whole input).
+non-speech following a word (by default: output frames that are all blank; ``--endpoint vad``
+or ``energy``: :mod:`asr.vad`), the utterance is finalised and the model's state reset, so an
+endless stream runs in bounded memory (0: one utterance for the whole input).
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--input-format", choices=["auto", "raw", "wav"], default="auto",
                    help="stdin: raw 16-bit little-endian PCM, a WAV stream, or auto (by header)")
     p.add_argument("--endpoint-ms", type=NONNEG_FLOAT, default=800.0,
-                   help="blank output this long after a word ends the utterance (800; 0: never)")
+                   help="non-speech this long after a word ends the utterance (800; 0: never)")
+    p.add_argument("--endpoint", choices=["blank", "vad", "energy"], default=None,
+                   help="what non-speech is: the model's blank output (blank, default), "
+                        "silero-vad (vad; pip install 'asr[vad]') or the energy near the noise "
+                        "floor (energy)")
     p.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
     add_decoder_arguments(p)
     p.set_defaults(func=run)
@@ -93,11 +98,15 @@ def run(a: argparse.Namespace) -> int:
     rate = rec.cfg.features.sample_rate
     decoder = rec.decoder(a.decoder)
     Stream(rec, decoder)  # a bidirectional model stops here, with the reason, before any input
+    if a.endpoint is not None:
+        from asr.vad import check_endpoint
+        check_endpoint(a.endpoint)  # silero-vad missing: one line, before any input
     json_lines = a.json or not sys.stdout.isatty()
     chunk = max(1, int(round(a.chunk_ms * rate / 1000)))
     width = 0
     try:
-        for event in stream_events(rec, _chunks(a, rate, chunk), decoder, a.endpoint_ms / 1000):
+        for event in stream_events(rec, _chunks(a, rate, chunk), decoder, a.endpoint_ms / 1000,
+                                   a.endpoint):
             width = _print(event, json_lines, width)
     except BrokenPipeError:  # e.g. `asr stream ... | head -1`: stop quietly, say why once
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
