@@ -19,10 +19,11 @@ first pass was wrong, which is where adaptation is needed; the best-path score f
 Speakers are the manifest's; an utterance with none is its own speaker. The cost is one
 forward pass of the set per grid point. :meth:`Recognizer.emissions` runs the search when the
 model was trained with ``data.vtlp`` and ``Recognizer.vtln`` is on (``asr evaluate --vtln``).
-It is off by default: on AN4 dev (the recipe's VTLP models) the search chose warps under which
-the model deletes words, greedy WER of two combined models 18.21% against 10.0% without it
-(recipes/an4/RESULTS.md): a confident all-blank path scores well. The criterion needs work
-(e.g. scoring only non-blank frames, or the first-pass likelihood) before it can be used.
+It is off by default: on AN4 dev (two of the recipe's VTLP models combined) the search made
+greedy decoding worse, 18.21% WER against 17.49% without it (recipes/an4/RESULTS.md), and it
+gave no measured gain anywhere: a confident all-blank path scores well under this criterion.
+The criterion needs work (e.g. scoring only non-blank frames, or the first-pass likelihood)
+before it can be on by default.
 """
 
 from __future__ import annotations

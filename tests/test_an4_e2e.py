@@ -34,7 +34,7 @@ def test_an4_recipe_short_training_beats_chance(tmp_path: Path, capsys) -> None:
     published = (ROOT / "recipes/an4/RESULTS.md").read_text()
     r = subprocess.run(["bash", str(ROOT / "recipes/an4/run.sh"), "--corpus", str(CORPUS),
                         "--exp-dir", str(exp), "--data-dir", str(data), "--no-lm",
-                        "--results-md", str(tmp_path / "RESULTS.md"), *SHORT],
+                        "--results-md", str(tmp_path / "RESULTS.md"), "--models", "1", *SHORT],
                        capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
 

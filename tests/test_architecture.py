@@ -31,13 +31,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "asr/audio.py", "asr/segment.py", "asr/features.py", "asr/tokenizer.py",
         "asr/manifest.py", "asr/model.py", "asr/onnx_runtime.py", "asr/config.py",
         "asr/checkpoint.py", "asr/logs.py", "asr/data.py", "asr/distributed.py",
-        "asr/stream_features.py", "asr/corpus.py", "asr/shards.py", "asr/shard_batches.py")),
+        "asr/stream_features.py", "asr/corpus.py", "asr/shards.py", "asr/shard_batches.py",
+        "asr/vad.py")),
     ("decoders, scorer, LMs, chunking, rendering", (
         "asr/decode/", "asr/scoring/", "asr/lm/", "asr/chunks.py", "asr/subtitles.py")),
     ("pipeline: forward path, evaluation, tuning, transcription, training", (
         "asr/inference.py", "asr/onnx_export.py", "asr/tune.py", "asr/evaluate.py",
         "asr/transcribe.py", "asr/stream.py", "asr/train_parts.py", "asr/train_shards.py",
-        "asr/train.py")),
+        "asr/train.py", "asr/combine.py", "asr/adapt.py")),
     ("front door", ("asr/cli/", "asr/__init__.py", "asr/__main__.py")),
 ]
 CLI_LAYER = ("asr/cli/",)

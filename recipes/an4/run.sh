@@ -21,7 +21,7 @@ recipe=an4
 here=$(cd "$(dirname "$0")" && pwd)
 declare -A recipe_opts=([--download-source]=download_source [--download-url]=download_url)
 download_source=auto download_url=""
-default_models=2  # two seeds decoded as one (asr combine), RESULTS.md
+default_models=1  # --models 2 combines two seeds: +1 error with beam+LM, worse greedy (RESULTS.md)
 source "$here/../common.sh"
 parse_args "$@"
 
