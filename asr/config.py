@@ -64,6 +64,9 @@ class DataConfig:
     # warp in the same range (asr.adapt).
     vtlp: list[float] = field(default_factory=list)
     cache_features: bool = True
+    # Batches prepared ahead in a background thread while the model trains (0: on the
+    # training thread); the batches and their augmentation are the same either way.
+    prefetch: int = 2
     num_buckets: int = 10
     strict: bool = False  # unreadable training audio: fail (True) or skip, count and list it
     # Training from tar shards (--train SHARD_DIR, written by asr shard): DataLoader worker
@@ -73,7 +76,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check("data", self, max_frames=_POS, max_batch=_POS, num_buckets=_POS,
-               shuffle_buffer=_POS, workers=_NONNEG,
+               shuffle_buffer=_POS, workers=_NONNEG, prefetch=_NONNEG,
                max_duration=_POS, min_duration=_NONNEG, trim_ms=_NONNEG, pad_ms=_NONNEG)
         if self.min_duration >= self.max_duration:
             raise ValueError(f"data.min_duration ({self.min_duration}) must be below "

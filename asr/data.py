@@ -341,3 +341,55 @@ def train_batches(examples: list[Example], source: FeatureSource, dcfg: DataConf
             ids.append(examples[i].utt.id)
             secs += examples[i].utt.duration
         yield bi, (collate(ids, feats, targets, secs) if ids else None)
+
+
+_END = object()
+
+
+def prefetch(items, depth: int):
+    """Iterate ``items`` with up to ``depth`` of them prepared ahead in a background thread, so
+    the training thread does not wait for audio reading, features and augmentation (torch
+    releases the GIL inside its kernels, so the two overlap). The order, and every draw (each
+    batch has its own seeded generators), is that of ``items`` itself. An exception raised
+    while preparing an item is raised here, at that item; closing the returned generator early
+    stops the thread. ``depth`` 0: ``items`` itself, on the calling thread."""
+    if depth <= 0:
+        yield from items
+        return
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for x in items:
+                if not put((x, None)):
+                    return
+            put((_END, None))
+        except BaseException as e:  # raised again on the consuming thread
+            put((_END, e))
+
+    t = threading.Thread(target=work, name="asr-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if x is _END:
+                if err is not None:
+                    raise err
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join(timeout=5)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from asr.checkpoint import FORMAT, VERSION, atomic_save, load_model_file, safe_load
 from asr.config import ExperimentConfig, from_dict, to_dict, to_yaml
 from asr.data import Batch, FeatureSource, audio_problem, filter_utterances, make_batches, \
-    train_batches
+    prefetch, train_batches
 from asr.distributed import Dist, step_seed
 from asr.errors import UserError
 from asr.inference import Recognizer
@@ -304,8 +304,9 @@ class Trainer:
         self.model.train()
         secs, t0 = 0.0, time.time()
         batches = self.data.epoch(epoch, st.step_in_epoch, self._skip) if self.data else \
-            train_batches(self.examples, self.source, cfg.data, cfg.specaug, cfg.train.seed,
-                          epoch, on_error=self._skip, rank=dist.rank, world=dist.world)
+            prefetch(train_batches(self.examples, self.source, cfg.data, cfg.specaug,
+                                   cfg.train.seed, epoch, on_error=self._skip, rank=dist.rank,
+                                   world=dist.world), cfg.data.prefetch)
         bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None if dist.main else True,
                    dynamic_ncols=True)
         for bi, batch in batches:
