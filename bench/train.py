@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
-    cfg = load_config(a.config, a.overrides)
+    cfg = load_config(a.config or None, a.overrides)
     threads = cfg.train.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
