@@ -302,13 +302,26 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> float:
         cfg, st, dist = self.cfg, self.state, self.dist
         self.model.train()
-        secs, t0 = 0.0, time.time()
         batches = self.data.epoch(epoch, st.step_in_epoch, self._skip) if self.data else \
             prefetch(train_batches(self.examples, self.source, cfg.data, cfg.specaug,
                                    cfg.train.seed, epoch, on_error=self._skip, rank=dist.rank,
                                    world=dist.world), cfg.data.prefetch)
         bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None if dist.main else True,
                    dynamic_ncols=True)
+        try:
+            self._epoch_steps(epoch, batches, bar)
+        finally:  # on Ctrl-C too: the prefetch thread stops before the exception leaves
+            if hasattr(batches, "close"):
+                batches.close()
+        bar.close()
+        if st.epoch_steps == 0 and st.epoch_bad:
+            raise UserError(f"epoch {epoch}: every step had a non-finite loss; check the data "
+                            "and lower train.lr")
+        return st.epoch_loss / max(1, st.epoch_steps)
+
+    def _epoch_steps(self, epoch: int, batches, bar) -> None:
+        cfg, st, dist = self.cfg, self.state, self.dist
+        secs, t0 = 0.0, time.time()
         for bi, batch in batches:
             if bi < st.step_in_epoch:  # done before an interruption
                 continue
@@ -338,11 +351,6 @@ class Trainer:
             every = cfg.train.checkpoint_every_steps
             if every and st.global_step % every == 0 and dist.main:
                 atomic_save(self._payload(), self.last)
-        bar.close()
-        if st.epoch_steps == 0 and st.epoch_bad:
-            raise UserError(f"epoch {epoch}: every step had a non-finite loss; check the data "
-                            "and lower train.lr")
-        return st.epoch_loss / max(1, st.epoch_steps)
 
     def fit(self) -> Path:
         cfg, st, main = self.cfg, self.state, self.dist.main

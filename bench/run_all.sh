@@ -47,7 +47,9 @@ bench() {
     } >> "$md.part"
     local t0=$SECONDS rc=0
     timeout "$limit" "$@" > "$out/$name.txt" 2> "$out/$name.err" || rc=$?
-    grep -v '^\s*$' "$out/$name.txt" >> "$md.part" || true
+    # a script's "# title" line becomes italic text; a table gets the blank line before it
+    awk '/^[[:space:]]*$/ {next} /^# / {sub(/^# /, ""); $0 = "_" $0 "_"}
+         (/^\|/) != t {print ""} {t = /^\|/; print}' "$out/$name.txt" >> "$md.part" || true
     if [ "$rc" != 0 ]; then
         echo "**failed (exit $rc after $((SECONDS - t0)) s)**: $(tail -1 "$out/$name.err")" >> "$md.part"
     fi
