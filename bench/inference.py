@@ -27,26 +27,13 @@ from pathlib import Path
 
 import torch
 
+from gemm import gemm_flops  # bench/gemm.py (the script's folder is on sys.path)
+
 from asr.decode.greedy import GreedyDecoder
 from asr.inference import load_model
 from asr.manifest import read_manifest
 from asr.onnx_export import export_onnx, float_ops
 from asr.scoring import error_counts
-
-
-def gemm_gflops(n: int = 1024, repeats: int = 5) -> float:
-    """1-thread fp32 ``torch.mm`` of two n x n matrices, best of ``repeats``: GFLOP/s."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    torch.set_num_threads(before)
-    return 2 * n ** 3 / best / 1e9
 
 
 def native_bf16() -> bool:
@@ -147,7 +134,7 @@ def main() -> None:
         "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__,
         "timed": "features + CMVN + network + greedy decoding, one utterance per call; audio "
                  "reading and resampling excluded",
-        "gemm_gflops_1_thread": gemm_gflops(a.gemm_n), "gemm_n": a.gemm_n,
+        "gemm_gflops_1_thread": gemm_flops(a.gemm_n, threads=1) / 1e9, "gemm_n": a.gemm_n,
         "onnx_fp32_same_greedy_text": f"{same}/{len(utts)}",
         "onnx_fp32_max_abs_log_prob_diff": max_diff(onnx32),
         "onnx_int8_max_abs_log_prob_diff": max_diff(onnx8),

@@ -38,23 +38,13 @@ from pathlib import Path
 
 import torch
 
+from gemm import gemm_flops  # bench/gemm.py (the script's folder is on sys.path)
+
 from asr.config import load_config
 from asr.data import prefetch, train_batches
 from asr.train import Trainer
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
-
-
-def gemm_flops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    """Best-of-``repeats`` FLOP/s of an n x n x n matrix product in ``dtype``."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
 
 
 def forward_flops_per_frame(model) -> float:
@@ -173,10 +163,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(cfg, a.train, a.dev, Path(tmp) / "exp", device="cpu")
         dtype = tr.amp_dtype or torch.float32
-        g_before = gemm_flops(dtype, a.gemm_n)
-        g32 = gemm_flops(torch.float32, a.gemm_n) if dtype != torch.float32 else g_before
+        g_before = gemm_flops(a.gemm_n, dtype)
+        g32 = gemm_flops(a.gemm_n) if dtype != torch.float32 else g_before
         r = run_steps(tr, a.warmup, a.max_steps)
-        g_after = gemm_flops(dtype, a.gemm_n)
+        g_after = gemm_flops(a.gemm_n, dtype)
     step_s = r["data"] + r["forward"] + r["backward"] + r["optimiser"]
     compute_s = r["forward"] + r["backward"]
     gemm = max(g_before, g_after)
