@@ -66,7 +66,7 @@ class DataConfig:
     cache_features: bool = True
     # Batches prepared ahead in a background thread while the model trains (0: on the
     # training thread); the batches and their augmentation are the same either way. Off by
-    # default: with it on, a Ctrl-C test once failed to stop training (not yet understood).
+    # default until an intermittent Ctrl-C test failure (seen with it off too) is understood.
     prefetch: int = 0
     num_buckets: int = 10
     strict: bool = False  # unreadable training audio: fail (True) or skip, count and list it
