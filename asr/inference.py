@@ -24,6 +24,7 @@ from asr.config import ExperimentConfig, from_dict, to_dict
 from asr.data import FeatureSource, make_batches
 from asr.decode.greedy import GreedyDecoder
 from asr.decode.types import Hypothesis
+from asr.interrupt import check as check_interrupt
 from asr.errors import UserError
 from asr.manifest import Utterance
 from asr.model import CTCModel
@@ -162,6 +163,7 @@ class Recognizer:
             self.source.speakers = self.source.speaker_stats(utts)
         frames = [max(1, fcfg.num_frames(int(u.duration * fcfg.sample_rate))) for u in utts]
         for idx in make_batches(frames, max_frames, max_batch, 1, None):
+            check_interrupt()  # a Ctrl-C Python dropped is raised here (asr/interrupt.py)
             log_probs, lens = self.forward([self.source(utts[i]) for i in idx])
             yield [utts[i].id for i in idx], log_probs, lens
 

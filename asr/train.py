@@ -3,9 +3,8 @@ early stopping, and averaging of the best checkpoints into the final model file.
 
 Reads top to bottom: setup -> (resume) -> epochs of steps -> dev scoring -> checkpoint -> average.
 Every random draw comes from seeds derived from (seed, epoch, batch), so a resumed run ends with
-the same weights as an uninterrupted one. Under torchrun each rank computes its share of every
-batch and the gradients are summed over the ranks (docs/distributed.md): the same config trains
-the same way on any number of processes, and a checkpoint holds nothing that depends on it.
+the same weights as an uninterrupted one. Under torchrun each rank's share of every batch has its
+gradients summed over the ranks (docs/distributed.md): any number of processes trains the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from asr.config import ExperimentConfig, from_dict, to_dict, to_yaml
 from asr.data import Batch, FeatureSource, audio_problem, filter_utterances, make_batches, \
     prefetch, train_batches
 from asr.distributed import Dist, step_seed
+from asr.interrupt import check as check_interrupt
 from asr.errors import UserError
 from asr.inference import Recognizer
 from asr.logs import TrainLogger
@@ -306,8 +306,7 @@ class Trainer:
             prefetch(train_batches(self.examples, self.source, cfg.data, cfg.specaug,
                                    cfg.train.seed, epoch, on_error=self._skip, rank=dist.rank,
                                    world=dist.world), cfg.data.prefetch)
-        bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=None if dist.main else True,
-                   dynamic_ncols=True)
+        bar = tqdm(desc=f"epoch {epoch}", unit="batch", disable=not dist.main or None, dynamic_ncols=True)
         try:
             self._epoch_steps(epoch, batches, bar)
         finally:  # on Ctrl-C too: the prefetch thread stops before the exception leaves
@@ -323,6 +322,7 @@ class Trainer:
         cfg, st, dist = self.cfg, self.state, self.dist
         secs, t0 = 0.0, time.time()
         for bi, batch in batches:
+            check_interrupt()  # a Ctrl-C Python dropped (asr/interrupt.py) stops training here
             if bi < st.step_in_epoch:  # done before an interruption
                 continue
             (n_total,) = dist.sum_ints(len(batch.ids) if batch else 0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator, NamedTuple
 
+from asr.interrupt import check as check_interrupt
 from asr.chunks import Chunk, ChunkConfig, Stitcher, iter_chunks
 from asr.decode.align import align_tokens, group_spans, timed_word
 from asr.decode.greedy import GreedyDecoder
@@ -96,6 +97,7 @@ class Transcriber:
 
     def _run(self, batch: list[tuple[int, Chunk]], states: dict[int, Stitcher],
              done: dict, progress) -> None:
+        check_interrupt()  # a Ctrl-C Python dropped is raised here (asr/interrupt.py)
         rec = self.rec
         fs, sr = rec.frame_seconds, rec.cfg.features.sample_rate
         log_probs, out_lens = rec.forward_waves([c.wave for _, c in batch])  # (B, T', V), (B,)

@@ -26,7 +26,7 @@ ASR = REPO / "asr"
 # asr modules of its own layer or of a lower one, never of a higher one. A path ending in "/"
 # means every .py file below that folder.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("asr/errors.py", "asr/fileio.py", "asr/text.py")),
+    ("foundation", ("asr/errors.py", "asr/fileio.py", "asr/text.py", "asr/interrupt.py")),
     ("audio, features, tokens, model, config", (
         "asr/audio.py", "asr/segment.py", "asr/features.py", "asr/tokenizer.py",
         "asr/manifest.py", "asr/model.py", "asr/onnx_runtime.py", "asr/config.py",

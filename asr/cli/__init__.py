@@ -35,12 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from asr.errors import UserError
+    from asr.interrupt import guard
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
-        return args.func(args)
+        with guard():
+            return args.func(args)
     except UserError as e:
         print(f"asr: error: {e}", file=sys.stderr)
         return 2

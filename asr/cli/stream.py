@@ -84,8 +84,12 @@ def _chunks(a: argparse.Namespace, rate: int, chunk: int):
 
 def _until_interrupted(chunks):
     """Ctrl-C ends the input (arecord | asr stream): the utterance in progress is finalised."""
+    from asr import interrupt
+
     try:
-        yield from chunks
+        for c in chunks:
+            interrupt.check()  # a Ctrl-C Python dropped (asr/interrupt.py) ends the input too
+            yield c
     except KeyboardInterrupt:
         return
 
