@@ -21,6 +21,15 @@ class _DropsInterrupt:
             pass
 
 
+@pytest.fixture(autouse=True)
+def default_sigint():
+    """Python's own SIGINT handler for each test, as in an interactive run (a suite started as a
+    background job, `pytest &`, inherits SIGINT ignored)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.fixture
 def dropped(monkeypatch) -> list:
     """The exceptions Python drops ("Exception ignored in ..."), via sys.unraisablehook."""

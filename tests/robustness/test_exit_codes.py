@@ -126,7 +126,10 @@ def test_130_sigint_to_training(wavs, tmp_path):
         [sys.executable, "-m", "asr.cli", "train", "--train", m, "--dev", m, "--exp-dir",
          tmp_path / "exp", "--device", "cpu", *TINY_MODEL, "train.epochs=100000",
          "data.speed_perturb=[1.0]", "train.amp=false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a suite started as a background job (`pytest &`) ignores SIGINT and a child inherits
+        # that (then `asr train` trained on after the signal): the child gets the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         log = []
         deadline = time.time() + 120
