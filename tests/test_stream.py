@@ -82,9 +82,10 @@ def test_cached_fbank_is_kaldis_bit_for_bit(rate, n_mels):
 def test_stepwise_lstm_is_torchs_over_any_split(hidden):
     """The streaming LSTM (not torch.lstm: no oneDNN cost per call) carries its state over chunks of 0..7
     frames and gives nn.LSTM's outputs on the whole sequence."""
-    from asr.stream import _lstm
+    from asr.stream import _LSTMSteps
     torch.manual_seed(hidden)
     rnn = torch.nn.LSTM(20, hidden, batch_first=True).eval()
+    lstm = _LSTMSteps(rnn)
     x = torch.randn(40, 20)
     with torch.no_grad():
         ref, (h_ref, c_ref) = rnn(x.unsqueeze(0))
@@ -92,7 +93,7 @@ def test_stepwise_lstm_is_torchs_over_any_split(hidden):
         while i < x.shape[0]:
             n = int(rng.integers(0, 8))
             if n:
-                y, state = _lstm(rnn, x[i:i + n], state)
+                y, state = lstm(x[i:i + n], state)
                 outs.append(y)
             i += n
     assert (torch.cat(outs) - ref[0]).abs().max() < 1e-5
