@@ -5,7 +5,7 @@
 # it. docs/benchmarks.md quotes the tables (with the run they come from).
 #
 #   bash bench/run_all.sh --exp EXP --data DATA [--stream-model M.pt] [--out DIR]
-#        [--only train,features,inference,decode,stream,longform] [--minutes "1 10 60"]
+#        [--only train,recurrence,features,inference,decode,stream,longform] [--minutes "1 10 60"]
 #
 #   EXP: a recipe experiment folder (EXP/model.pt, EXP/decode.yaml; a character model for the
 #   decoding benchmark); DATA: its manifests (an4_train.jsonl, an4_dev.jsonl).
@@ -13,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-$root/.venv/bin/python}
-exp="" data="" stream_model="" out="" only="train,features,inference,decode,stream,longform"
+exp="" data="" stream_model="" out="" only="train,recurrence,features,inference,decode,stream,longform"
 minutes="1 10 60"
 die() { echo "run_all.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -59,6 +59,7 @@ bench() {
 cd "$root"
 bench train 900 "$py" bench/train.py --train "$data/an4_train.jsonl" --dev "$data/an4_dev.jsonl" \
     --max-steps 40 --json "$out/train.json"
+bench recurrence 600 "$py" bench/recurrence.py --json "$out/recurrence.json"
 bench features 600 "$py" bench/features.py "$data/an4_dev.jsonl" --json "$out/features.json"
 bench inference 1200 "$py" bench/inference.py "$exp/model.pt" "$data/an4_dev.jsonl" \
     --json "$out/inference.json"

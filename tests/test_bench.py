@@ -72,3 +72,20 @@ def test_run_all_refuses_a_folder_without_a_model(tmp_path: Path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"run_all.sh: no model at {tmp_path}/model.pt (--exp: a trained recipe folder)"]
+
+
+def test_recurrence_ceiling_formula_and_run():
+    """bench/recurrence.py: the ceiling is the large-GEMM rate when the per-step GEMM is as fast,
+    falls with the per-step rate as 3F/(3F_in+F_rec + 2F_rec*big/step), and the script runs."""
+    import recurrence  # bench/recurrence.py
+
+    assert recurrence.ceiling_flops(1.0, 1.0, 100.0, 100.0) == pytest.approx(100.0)
+    # F_in = F_rec = 1, big 100, step 10: 6 / (4/100 + 2/10) = 25
+    assert recurrence.ceiling_flops(1.0, 1.0, 100.0, 10.0) == pytest.approx(25.0)
+    assert recurrence.ceiling_flops(0.0, 1.0, 100.0, 10.0) == pytest.approx(3 / (1 / 100 + 2 / 10))
+    r = subprocess.run([sys.executable, str(ROOT / "bench/recurrence.py"), "--frames", "3",
+                        "--repeats", "1", "--gemm-n", "64", "model.hidden=8", "model.layers=3",
+                        "train.amp=false"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| float32")]
+    assert len(rows) == 1 and len(rows[0].split("|")) == 9
