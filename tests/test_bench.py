@@ -89,3 +89,15 @@ def test_recurrence_ceiling_formula_and_run():
     assert r.returncode == 0, r.stderr
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| float32")]
     assert len(rows) == 1 and len(rows[0].split("|")) == 9
+
+
+def test_train_vs_refuses_in_one_line(tmp_path: Path):
+    """bench/train_vs.sh: an unknown commit, or a folder without manifests, is one line, exit 2."""
+    sh = str(ROOT / "bench/train_vs.sh")
+    r = subprocess.run(["bash", sh, "--rev", "0000000", "--data", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert (r.returncode, r.stderr.splitlines()) == (2, [f"train_vs.sh: no commit 0000000 in {ROOT}"])
+    r = subprocess.run(["bash", sh, "--rev", "HEAD", "--data", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert (r.returncode, r.stderr.splitlines()) == (
+        2, [f"train_vs.sh: no manifests in '{tmp_path}' (--data)"])
