@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CMU AN4 ("census"): spelled words, digits and commands, 16 kHz close-talking speech
-# (0.64 h of training speech). A CPU recipe: 120 epochs of a 4x256 BiLSTM; 35 min for 40 epochs on a 2-core
-# machine without AVX-512 (measured, RESULTS.md); the default 120 epochs there: about 85-100 min (estimate, 43-50 s/epoch).
+# (0.64 h of training speech). A CPU recipe: 120 epochs of a 4x256 BiLSTM; 33.6 min end to end on a 2-core
+# AVX-512 (bf16) machine (measured, RESULTS.md); on one without AVX-512, 35 min for 40 epochs
+# (measured), so about 85-100 min for the default 120 (estimate, 43-50 s/epoch).
 #
 #   bash recipes/an4/run.sh                  # downloads an4_sphere.tar.gz (64 MB) into data/download
 #   bash recipes/an4/run.sh --corpus DIR      # a local copy (git-mirror or an4_sphere.tar.gz layout)
