@@ -37,6 +37,7 @@ mkdir -p "$out"
 old=$out/worktree
 [ -d "$old" ] || git -C "$root" worktree add -q --detach "$old" "$rev"
 trap 'git -C "$root" worktree remove --force "$old" 2> /dev/null || true' EXIT
+config_name=${config:-"$rev:recipes/an4/conf/train.yaml"}
 config=${config:-$old/recipes/an4/conf/train.yaml}
 [ -f "$config" ] || die "config not found: $config"
 new_rev=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- asr || echo "+changes")
@@ -61,7 +62,7 @@ done
 median() { sort -n "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 m_old=$(median "$out/old.secs") m_new=$(median "$out/new.secs")
 echo "# asr train side by side: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), nproc $(nproc), $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "config $config, overrides: ${overrides[*]:-none}; $epochs epochs x $rounds rounds each, epoch 1 left out"
+echo "config $config_name, overrides: ${overrides[*]:-none}; $epochs epochs x $rounds rounds each, epoch 1 left out"
 echo "| code | epoch seconds (each) | median |"
 echo "|---|---|---|"
 echo "| $rev | $(tr '\n' ' ' < "$out/old.secs") | $m_old |"
