@@ -34,6 +34,13 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
+def handled() -> None:
+    """The caller caught the ``KeyboardInterrupt`` and carries on (``asr stream`` finalises the
+    utterance): ``check()`` must not raise it a second time."""
+    global _pending
+    _pending = False
+
+
 @contextlib.contextmanager
 def guard() -> Iterator[None]:
     """Record SIGINTs for ``check()`` while the block runs. A process that ignores SIGINT (a

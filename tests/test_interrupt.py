@@ -56,6 +56,19 @@ def test_check_raises_the_dropped_interrupt_once(dropped):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 
+def test_a_handled_interrupt_is_not_raised_again():
+    """An interrupt that reached its caller and was caught there (asr stream finalises on
+    Ctrl-C) is not raised again by the next check() once the caller says it handled it."""
+    with interrupt.guard():
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        interrupt.handled()
+        try:
+            interrupt.check()
+        except KeyboardInterrupt:
+            pytest.fail("check() raised the handled interrupt again")
+
+
 def test_guard_leaves_an_ignored_sigint_ignored():
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

@@ -91,6 +91,7 @@ def _until_interrupted(chunks):
             interrupt.check()  # a Ctrl-C Python dropped (asr/interrupt.py) ends the input too
             yield c
     except KeyboardInterrupt:
+        interrupt.handled()
         return
 
 
