@@ -27,6 +27,7 @@ Legend: T frames, F features, D layer width, V vocabulary, s subsampling factor.
 
 from __future__ import annotations
 
+import weakref
 from typing import Iterable, Iterator, NamedTuple
 
 import torch
@@ -35,6 +36,10 @@ from asr.decode.types import Hypothesis
 from asr.errors import UserError
 from asr.model import CTCModel, ConvSubsample
 from asr.stream_features import IncrementalFeatures
+
+
+# rnn -> (weights' identity and versions, their transposed copies), shared by the Streams of a model
+_TRANSPOSED: "weakref.WeakKeyDictionary[torch.nn.LSTM, tuple]" = weakref.WeakKeyDictionary()
 
 
 class _LSTMSteps:
@@ -48,9 +53,15 @@ class _LSTMSteps:
 
     def __init__(self, rnn: torch.nn.LSTM):
         self.H = rnn.hidden_size
-        self.w_ih = rnn.weight_ih_l0.detach().t().contiguous()  # (D, 4H)
-        self.w_hh = rnn.weight_hh_l0.detach().t().contiguous()  # (H, 4H)
-        self.b_ih, self.b_hh = rnn.bias_ih_l0.detach(), rnn.bias_hh_l0.detach()
+        params = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        key = tuple((p.data_ptr(), p._version) for p in params)  # changed weights: new copies
+        cached = _TRANSPOSED.get(rnn)
+        if cached is None or cached[0] != key:  # one copy per layer, not one per Stream
+            w_ih, w_hh, b_ih, b_hh = (p.detach() for p in params)
+            cached = (key, (w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih.clone(),
+                            b_hh.clone()))
+            _TRANSPOSED[rnn] = cached
+        self.w_ih, self.w_hh, self.b_ih, self.b_hh = cached[1]  # (D, 4H), (H, 4H), (4H,) x2
 
     def __call__(self, x: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
         H = self.H

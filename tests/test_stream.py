@@ -101,6 +101,26 @@ def test_stepwise_lstm_is_torchs_over_any_split(hidden):
     assert (state[1] - c_ref.reshape(-1)).abs().max() < 1e-5
 
 
+def test_stepwise_lstm_copies_weights_once_and_again_when_they_change():
+    """The transposed weights are made once per layer (every Stream of a model shares them) and
+    made again after the model's weights change in place (load_state_dict, an optimiser step)."""
+    from asr.stream import _LSTMSteps
+    torch.manual_seed(1)
+    rnn = torch.nn.LSTM(6, 5, batch_first=True).eval()
+    a, b = _LSTMSteps(rnn), _LSTMSteps(rnn)
+    assert a.w_hh is b.w_hh
+    with torch.no_grad():
+        rnn.weight_hh_l0.mul_(0.5)
+        rnn.bias_ih_l0.add_(1.0)
+    c = _LSTMSteps(rnn)
+    assert c.w_hh is not a.w_hh
+    x = torch.randn(9, 6)
+    with torch.no_grad():
+        ref = rnn(x.unsqueeze(0))[0][0]
+        assert (c(x, None)[0] - ref).abs().max() < 1e-5
+        assert (a(x, None)[0] - ref).abs().max() > 1e-3  # the old copy is the old model
+
+
 def _recognizer(cell: str, frontend: str, subsample: int, kind: str) -> Recognizer:
     torch.manual_seed(0)
     cfg = load_config(None, [f"model.cell={cell}", "model.bidirectional=false", "model.hidden=16",
