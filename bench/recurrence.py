@@ -12,7 +12,8 @@ with free gate arithmetic and no framework overhead a layer cannot exceed
     ceiling = 3 (F_in + F_rec) / ((3 F_in + F_rec) / R_big + 2 F_rec / R_step)
 
 where R_big is the measured FLOP/s of the layer's own input-projection GEMM shape and R_step that
-of its per-step GEMM shape. The script measures R_big, R_step, the n x n GEMM reference (the
+of its per-step GEMM shape, each timed as ``torch.mm`` calls (a fused kernel that keeps its
+weights packed may do better, so this is the ceiling of a layer built from such calls). The script measures R_big, R_step, the n x n GEMM reference (the
 denominator of ``bench/train.py``'s ratio), and PyTorch's ``nn.LSTM``/``nn.GRU`` forward +
 backward on the same shape, in the dtype ``asr train`` uses (bf16 where native) and in fp32.
 The shape (hidden, layers, direction, input width after frame stacking, batch) comes from the

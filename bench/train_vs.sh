@@ -34,12 +34,17 @@ git -C "$root" rev-parse --verify -q "$rev^{commit}" > /dev/null || die "no comm
 [ "$epochs" -ge 2 ] || die "--epochs must be at least 2 (epoch 1 is the warm-up)"
 out=${out:-$(mktemp -d)}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) data=$(cd "$data" && pwd)  # each training runs from its own checkout
+echo "train_vs.sh: logs in $out" >&2
 old=$out/worktree
-[ -d "$old" ] || git -C "$root" worktree add -q --detach "$old" "$rev"
+git -C "$root" worktree remove --force "$old" 2> /dev/null || rm -rf "$old"  # never a stale one
+git -C "$root" worktree prune
+git -C "$root" worktree add -q --detach "$old" "$rev"
 trap 'git -C "$root" worktree remove --force "$old" 2> /dev/null || true' EXIT
 config_name=${config:-"$rev:recipes/an4/conf/train.yaml"}
 config=${config:-$old/recipes/an4/conf/train.yaml}
 [ -f "$config" ] || die "config not found: $config"
+config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
 new_rev=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- asr || echo "+changes")
 
 # run NAME CODE_DIR ROUND: one training, its epoch seconds into $out/NAME.secs
@@ -55,9 +60,12 @@ run() {
         | awk '$1 > 1 {print $2}' >> "$out/$name.secs"
 }
 rm -f "$out"/*.secs
-for r in $(seq "$rounds"); do
-    run old "$old" "$r"
-    run new "$root" "$r"
+for r in $(seq "$rounds"); do  # the order alternates, so neither code always runs first
+    if [ $((r % 2)) = 1 ]; then run old "$old" "$r"; run new "$root" "$r"
+    else run new "$root" "$r"; run old "$old" "$r"; fi
+done
+for name in old new; do
+    [ -s "$out/$name.secs" ] || die "no epoch times in the $name runs' logs ($out/$name.*.log)"
 done
 median() { sort -n "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 m_old=$(median "$out/old.secs") m_new=$(median "$out/new.secs")

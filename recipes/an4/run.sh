@@ -2,7 +2,7 @@
 # CMU AN4 ("census"): spelled words, digits and commands, 16 kHz close-talking speech
 # (0.64 h of training speech). A CPU recipe: 120 epochs of a 4x256 BiLSTM; 33.6 min end to end on a 2-core
 # AVX-512 (bf16) machine (measured, RESULTS.md); on one without AVX-512, 35 min for 40 epochs
-# (measured), so about 85-100 min for the default 120 (estimate, 43-50 s/epoch).
+# (measured), so about 80-95 min for the default 120 (estimate, 40-47 s/epoch measured there).
 #
 #   bash recipes/an4/run.sh                  # downloads an4_sphere.tar.gz (64 MB) into data/download
 #   bash recipes/an4/run.sh --corpus DIR      # a local copy (git-mirror or an4_sphere.tar.gz layout)
