@@ -47,9 +47,9 @@ class _LSTMSteps:
     zeros): (T, H) outputs and the new state. The steps of PyTorch's CPU LSTM cell (input
     projection of all frames at once, then per frame gates = h W_hh^T + b_hh + that, gate order
     i, f, g, o), without the fixed per-call cost of its oneDNN path, and with the weights stored
-    transposed once ((D, 4H), (H, 4H)): on one CPU thread a (1, H) x (H, 4H) product is over
-    twice as fast as ``linear``'s product with the (4H, H) weight (AN4's 4x384 LSTM, 3 frames:
-    4.4 -> 1.8 ms, docs/benchmarks.md "Streaming")."""
+    transposed once ((D, 4H), (H, 4H)): on one CPU thread a (1, H) x (H, 4H) ``addmm`` beats
+    ``linear`` with the (4H, H) weight (4x384 LSTM, 3-frame chunk: 1.7-1.8 ms against
+    2.6-3.2 ms; ``bench/lstm_step.py``, docs/benchmarks.md "Streaming")."""
 
     def __init__(self, rnn: torch.nn.LSTM):
         self.H = rnn.hidden_size

@@ -13,8 +13,9 @@ with free gate arithmetic and no framework overhead a layer cannot exceed
 
 where R_big is the measured FLOP/s of the layer's own input-projection GEMM shape and R_step that
 of its per-step GEMM shape, each timed as ``torch.mm`` calls (a fused kernel that keeps its
-weights packed may do better, so this is the ceiling of a layer built from such calls). The script measures R_big, R_step, the n x n GEMM reference (the
-denominator of ``bench/train.py``'s ratio), and PyTorch's ``nn.LSTM``/``nn.GRU`` forward +
+weights packed may do better, so this is the ceiling of a layer built from such calls). The
+script measures R_big, R_step, the n x n GEMM reference (the denominator of
+``bench/train.py``'s ratio), and PyTorch's ``nn.LSTM``/``nn.GRU`` forward +
 backward on the same shape, in the dtype ``asr train`` uses (bf16 where native) and in fp32.
 The shape (hidden, layers, direction, input width after frame stacking, batch) comes from the
 config; T is ``--frames`` output frames (AN4 averages about 70 after 4x stacking).
@@ -34,12 +35,11 @@ from pathlib import Path
 import torch
 
 from gemm import gemm_flops  # bench/gemm.py (the script's folder is on sys.path)
+from train import GATES  # bench/train.py's count of matrix products per cell
 
 from asr.config import load_config
 from asr.model import CELLS
 from asr.train_parts import autocast_dtype
-
-GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 
 def ceiling_flops(f_in: float, f_rec: float, r_big: float, r_step: float) -> float:

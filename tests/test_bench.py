@@ -101,3 +101,15 @@ def test_train_vs_refuses_in_one_line(tmp_path: Path):
                        capture_output=True, text=True)
     assert (r.returncode, r.stderr.splitlines()) == (
         2, [f"train_vs.sh: no manifests in '{tmp_path}' (--data)"])
+
+
+def test_lstm_step_runs_and_the_step_loop_matches_nn_lstm():
+    """bench/lstm_step.py prints a row per way and the step loop's agreement with nn.LSTM."""
+    r = subprocess.run([sys.executable, str(ROOT / "bench/lstm_step.py"), "--hidden", "8",
+                        "--layers", "2", "--input", "5", "--utt-frames", "7", "--repeats", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| step") or ln.startswith("| nn")]
+    assert len(rows) == 4
+    diff = float(r.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1])
+    assert diff < 1e-5
