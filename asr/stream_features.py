@@ -20,11 +20,10 @@ Legend: N samples, T frames, C coefficients per frame, F features (C times 1 + d
 from __future__ import annotations
 
 import torch
-import torchaudio.compliance.kaldi as kaldi
 import torchaudio.transforms as AT
 
 from asr.errors import UserError
-from asr.features import KINDS, FeatureExtractor, apply_cmvn
+from asr.features import KINDS, FeatureExtractor, KaldiFbank, apply_cmvn
 
 
 class _DeltaStream:
@@ -63,34 +62,6 @@ class _DeltaStream:
         return self._deltas(buf)
 
 
-class _Fbank:
-    """``kaldi.fbank`` as :class:`asr.features.FeatureExtractor` calls it (dither 0, povey
-    window, pre-emphasis 0.97, DC offset removed, power spectrum, no energy), with the window
-    and the mel matrix built once instead of on every call: the same operations in the same
-    order, so the same numbers. Input: int16-scaled samples holding whole frames."""
-
-    def __init__(self, cfg):
-        self.win, self.hop = cfg.win_length, cfg.hop_length
-        self.n_fft = kaldi._next_power_of_2(self.win)
-        self.window = kaldi._feature_window_function(  # (1, win)
-            kaldi.POVEY, self.win, 0.42, torch.device("cpu"), torch.float32).unsqueeze(0)
-        banks, _ = kaldi.get_mel_banks(cfg.n_mels, self.n_fft, cfg.sample_rate, 20.0, 0.0,
-                                       100.0, -500.0, 1.0)
-        self.mel_t = torch.nn.functional.pad(banks.float(), (0, 1)).T  # (n_fft/2 + 1, C)
-        self.eps = torch.tensor(torch.finfo(torch.float32).eps)
-
-    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
-        T = 1 + (wave.numel() - self.win) // self.hop
-        x = wave.as_strided((T, self.win), (self.hop, 1))  # (T, win)
-        x = x - torch.mean(x, dim=1).unsqueeze(1)
-        prev = torch.nn.functional.pad(x.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)
-        x = x - 0.97 * prev[:, :-1]
-        x = x * self.window
-        x = torch.nn.functional.pad(x.unsqueeze(0), (0, self.n_fft - self.win)).squeeze(0)
-        power = torch.fft.rfft(x).abs().pow(2.0)  # (T, n_fft/2 + 1)
-        return torch.max(torch.mm(power, self.mel_t), self.eps).log()  # (T, C)
-
-
 class IncrementalFeatures:
     """Feature frames of a stream of samples at the model's rate, normalised with ``cmvn``."""
 
@@ -116,7 +87,7 @@ class IncrementalFeatures:
             self.buf = torch.zeros(self.pad)  # the start padding
         else:
             self.pad, self.span = 0, cfg.win_length
-            self.fbank = _Fbank(cfg)
+            self.fbank = KaldiFbank(cfg)
             self.buf = torch.zeros(0)
         if self.hop > self.span:
             raise UserError(f"features with a hop ({cfg.hop_ms} ms) longer than the window "

@@ -92,6 +92,30 @@ def test_fbank_matches_kaldi_on_int16_scale(n_mels):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("rate,n_mels", [(16000, 80), (8000, 23)])
+@pytest.mark.parametrize("warp", [1.0, 0.9, 1.1])
+def test_kaldi_fbank_is_torchaudios_with_vtln_warps(rate, n_mels, warp):
+    """KaldiFbank (window and mel matrix built once, re^2 + im^2) gives torchaudio's
+    compliance.kaldi.fbank frames, VTLN warps included, up to float32 rounding: the tight
+    tolerance holds wherever a bin carries energy; the weakest bins (pre-emphasis removes the
+    lowest frequencies) get the FFT's absolute rounding, relatively larger."""
+    from asr.features import KaldiFbank
+    cfg = FeatureConfig(kind="fbank", sample_rate=rate, n_mels=n_mels)
+    rng = np.random.default_rng(3)
+    y = torch.from_numpy((0.2 * rng.standard_normal(rate * 3 // 4)).astype(np.float32))
+    y[rate // 2:] *= 1e-3  # a quiet stretch
+    ref = kaldi.fbank(y.unsqueeze(0) * 32768.0, num_mel_bins=n_mels, dither=0.0,
+                      energy_floor=0.0, sample_frequency=rate, vtln_warp=warp)
+    ours = KaldiFbank(cfg)(y * 32768.0, warp)
+    assert ours.shape == ref.shape
+    strong = ref > ref.max(dim=1, keepdim=True).values - 9.0  # within ~40 dB of the frame's peak
+    assert strong.float().mean() > 0.8
+    torch.testing.assert_close(ours[strong], ref[strong], rtol=0, atol=1e-4)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=5e-3)
+    if warp == 1.0:  # what FeatureExtractor and the streaming front-end compute
+        assert torch.equal(FeatureExtractor(cfg)(y), ours)
+
+
 def test_fbank_is_not_computed_on_unit_scale():
     # int16 scaling shifts every log-energy by 2*log(32768): a unit-scale fbank would fail this
     y = _wave(0.3)

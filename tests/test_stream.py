@@ -68,16 +68,6 @@ def test_short_inputs_give_the_offline_frame_counts(n):
         assert torch.allclose(streamed, offline, atol=1e-3, rtol=1e-4)
 
 
-@pytest.mark.parametrize("rate,n_mels", [(16000, 80), (8000, 23)])
-def test_cached_fbank_is_kaldis_bit_for_bit(rate, n_mels):
-    """The streaming fbank builds the window and mel matrix once; the frames are still
-    torchaudio.compliance.kaldi.fbank's, exactly."""
-    from asr.stream_features import _Fbank
-    cfg = FeatureConfig(kind="fbank", sample_rate=rate, n_mels=n_mels)
-    wave = _speechlike(0.5, 3)[:rate // 2]
-    assert torch.equal(_Fbank(cfg)(wave * 32768.0), FeatureExtractor(cfg)(wave))
-
-
 @pytest.mark.parametrize("hidden", [16, 384])
 def test_stepwise_lstm_is_torchs_over_any_split(hidden):
     """The streaming LSTM (not torch.lstm: no oneDNN cost per call) carries its state over chunks of 0..7
