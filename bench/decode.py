@@ -58,6 +58,10 @@ def main() -> None:
     ap.add_argument("--decode-yaml", default=None,
                     help="our beam settings (default: decode.yaml beside the model)")
     ap.add_argument("--beam", type=int, default=50)
+    ap.add_argument("--beam-size-token", type=int, default=None,
+                    help="ours: tokens tried per frame (default: the decode.yaml's)")
+    ap.add_argument("--beam-threshold", type=float, default=None,
+                    help="ours: prune this far below the best (default: the decode.yaml's)")
     ap.add_argument("--alphas", default="0.25,0.5,1,1.5,2")
     ap.add_argument("--betas", default="-1,0,1,2,3")
     ap.add_argument("--repeats", type=int, default=3)
@@ -86,6 +90,10 @@ def main() -> None:
     yaml_path = Path(a.decode_yaml) if a.decode_yaml else Path(a.model).parent / "decode.yaml"
     base = load_beam_config(yaml_path)
     base = dataclasses.replace(base, beam_size=a.beam)
+    if a.beam_size_token is not None:
+        base = dataclasses.replace(base, beam_size_token=a.beam_size_token)
+    if a.beam_threshold is not None:
+        base = dataclasses.replace(base, beam_threshold=a.beam_threshold)
     alphas = [float(x) for x in a.alphas.split(",")]
     betas = [float(x) for x in a.betas.split(",")]
 
@@ -126,9 +134,11 @@ def main() -> None:
     rows = [
         {"decoder": "greedy (ours)", "wer": wer(refs, h_greedy), "ms_per_audio_s": ms(t_greedy)},
         {"decoder": f"beam {a.beam} + lexicon + LM (ours; LM weight {o_al:g}, word score "
-                    f"{o_be:g}, silence {base.sil_score:g})",
+                    f"{o_be:g}, silence {base.sil_score:g}; tokens per frame "
+                    f"{base.beam_size_token or 'all'}, threshold {base.beam_threshold:g})",
          "wer": wer(refs, h_ours), "ms_per_audio_s": ms(t_ours)},
-        {"decoder": f"pyctcdecode beam {a.beam} + LM (alpha {p_al:g}, beta {p_be:g})",
+        {"decoder": f"pyctcdecode beam {a.beam} + LM (alpha {p_al:g}, beta {p_be:g}; its "
+                    f"default pruning: token_min_logp -5, beam_prune_logp -10)",
          "wer": wer(refs, h_peer), "ms_per_audio_s": ms(t_peer)},
     ]
     speedup = t_peer / t_ours
