@@ -12,7 +12,8 @@ same ARPA LM and, as unigrams, the words of our lexicon. pyctcdecode is not a de
 the package (its metadata pins numpy<2): install it beside it to run this script.
 
     python bench/decode.py MODEL.pt MANIFEST [--decode-yaml DIR/decode.yaml] [--beam 50]
-        [--repeats 3] [--json out.json]
+        [--beam-size-token K] [--beam-threshold X] [--prune-grid 0:25,12:10] [--repeats 3]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def main() -> None:
                     help="ours: tokens tried per frame (default: the decode.yaml's)")
     ap.add_argument("--beam-threshold", type=float, default=None,
                     help="ours: prune this far below the best (default: the decode.yaml's)")
+    ap.add_argument("--prune-grid", default="",
+                    help="ours, extra rows: TOKENS:THRESHOLD pairs, e.g. 0:25,12:10 (0 = all "
+                         "tokens), each timed at our tuned LM weight and word score")
     ap.add_argument("--alphas", default="0.25,0.5,1,1.5,2")
     ap.add_argument("--betas", default="-1,0,1,2,3")
     ap.add_argument("--repeats", type=int, default=3)
@@ -141,6 +145,14 @@ def main() -> None:
                     f"default pruning: token_min_logp -5, beam_prune_logp -10)",
          "wer": wer(refs, h_peer), "ms_per_audio_s": ms(t_peer)},
     ]
+    for pair in filter(None, a.prune_grid.split(",")):
+        k, th = pair.split(":")
+        cfg = dataclasses.replace(base, lm_weight=o_al, word_score=o_be,
+                                  beam_size_token=int(k), beam_threshold=float(th))
+        t_k, h_k = timed(ours(cfg), a.repeats)
+        rows.append({"decoder": f"beam {a.beam} + lexicon + LM (ours, same LM weight and word "
+                                f"score; tokens per frame {int(k) or 'all'}, threshold {th})",
+                     "wer": wer(refs, h_k), "ms_per_audio_s": ms(t_k)})
     speedup = t_peer / t_ours
     print(f"# decoding: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, "
           f"1 thread, {len(ids)} utterances, {audio_s:.0f} s of audio, LM {base.lm}, best of "

@@ -161,7 +161,10 @@ class BeamDecoder:
                 self._decoder = ctc_decoder(
                     lexicon=cfg.lexicon or None, tokens=list(symbols), lm=cfg.lm or None,
                     lm_dict=lm_dict,
-                    nbest=cfg.beam_size, beam_size=cfg.beam_size,
+                    # torchaudio turns every returned hypothesis into Python lists and
+                    # tensors; one best needs one (the first is always distinct), more need
+                    # the whole beam to find distinct texts among equal-text alignments.
+                    nbest=1 if cfg.nbest == 1 else cfg.beam_size, beam_size=cfg.beam_size,
                     beam_size_token=cfg.beam_size_token or None,
                     beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
                     word_score=cfg.word_score, unk_score=cfg.unk_score, sil_score=cfg.sil_score,
