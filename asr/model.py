@@ -67,22 +67,6 @@ def reverse_index(lens: torch.Tensor, T: int) -> torch.Tensor:
     return torch.where(t < L, L - 1 - t, t)
 
 
-def bidirectional(fwd: nn.RNNBase, bwd: nn.RNNBase, x: torch.Tensor) -> torch.Tensor:
-    """Two one-layer unidirectional RNNs (LSTM, GRU or RNN) over unpadded ``x`` (B, T, D) as one
-    fused bidirectional call on their own weights: ``cat(fwd(x), flip(bwd(flip(x))))``, (B, T,
-    2H). oneDNN runs both directions in one primitive: 1.3x faster at batch one in bf16
-    (``bench/inference.py``)."""
-    params = [*fwd._flat_weights, *bwd._flat_weights]
-    h0 = x.new_zeros(2, x.shape[0], fwd.hidden_size)
-    args = (params, fwd.bias, 1, 0.0, False, True, True)  # layers, dropout, train, bidir, b_first
-    if isinstance(fwd, nn.LSTM):
-        return torch.lstm(x, (h0, h0), *args)[0]
-    if isinstance(fwd, nn.GRU):
-        return torch.gru(x, h0, *args)[0]
-    rnn = torch.rnn_tanh if fwd.nonlinearity == "tanh" else torch.rnn_relu
-    return rnn(x, h0, *args)[0]
-
-
 class FrameStack(nn.Module):
     """Concatenate ``factor`` consecutive frames: (B, T, F) -> (B, ceil(T/factor), F*factor)."""
 
@@ -180,17 +164,10 @@ class CTCModel(nn.Module):
         B, T, _ = x.shape
         out_lens = subsampled_lengths(lens, self.cfg.subsample).clamp(max=T)
         rev = reverse_index(out_lens, T)  # (B, T')
-        # Without padding (a batch of one, equal lengths) and without gradients, both directions
-        # run as one fused bidirectional call: the same outputs, no reversal gathers.
-        fused = (self.cfg.bidirectional and not torch.is_grad_enabled()
-                 and not torch.jit.is_tracing() and bool((out_lens == T).all()))
         kept = None
         for i, (rnns, proj, norm) in enumerate(zip(self.rnns, self.projs, self.norms), start=1):
-            if fused:
-                outs = [bidirectional(rnns[0], rnns[1], x)]
-            else:
-                outs = [rnns[0](x)[0]]
-            if len(rnns) == 2 and not fused:
+            outs = [rnns[0](x)[0]]
+            if len(rnns) == 2:
                 xr = x.gather(1, rev.unsqueeze(-1).expand_as(x))
                 hr = rnns[1](xr)[0]
                 outs.append(hr.gather(1, rev.unsqueeze(-1).expand_as(hr)))

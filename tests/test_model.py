@@ -57,9 +57,7 @@ def test_subsampled_lengths_and_reverse_index():
 ])
 def test_padded_batch_equals_each_utterance_alone(cell, subsampling, proj, layer_norm):
     """The backward direction reads each utterance reversed within its own length, so padding
-    never changes an utterance's outputs. Each utterance alone (no padding, no gradients) runs
-    both directions as one fused call (asr.model.bidirectional), so this also checks that
-    path against the padded one."""
+    never changes an utterance's outputs."""
     torch.manual_seed(0)
     cfg = tiny(cell=cell, hidden=12, layers=2, bidirectional=True, subsample=2,
                subsampling=subsampling, proj=proj, layer_norm=layer_norm)
