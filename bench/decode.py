@@ -7,9 +7,11 @@ The log-probs of every manifest utterance are computed once (the model's own fro
 best of ``--repeats`` passes, reported as ms per audio second. Each beam decoder gets its LM
 weight and word score chosen on the same manifest by the same grid (``--alphas``,
 ``--betas``; ours also keeps the silence score of its ``decode.yaml``), so speed is compared at
-each one's best accuracy; the WER of each is printed beside its speed. pyctcdecode gets the
-same ARPA LM and, as unigrams, the words of our lexicon. pyctcdecode is not a dependency of
-the package (its metadata pins numpy<2): install it beside it to run this script.
+each one's best accuracy; the WER of each is printed beside its speed. The decoders' timed
+passes take turns, round after round (``timed``), so that the ratios hold on a shared
+machine. pyctcdecode gets the same ARPA LM and, as unigrams, the words of our lexicon.
+pyctcdecode is not a dependency of the package (its metadata pins numpy<2): install it beside
+it to run this script.
 
     python bench/decode.py MODEL.pt MANIFEST [--decode-yaml DIR/decode.yaml] [--beam 50]
         [--beam-size-token K] [--beam-threshold X] [--prune-grid 0:25,12:10] [--repeats 3]
@@ -39,13 +41,18 @@ from asr.tokenizer import BLANK, SPACE
 from asr.tune import load_beam_config
 
 
-def timed(fn, repeats: int) -> tuple[float, list[str]]:
-    best, out = float("inf"), []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+def timed(fns: dict, repeats: int) -> dict[str, tuple[float, list[str]]]:
+    """Best-of-``repeats`` seconds and output of each named decoding pass. The passes take
+    turns within each round (the order rotating), so a slow spell of a shared machine falls on
+    all of them, not on whichever ran last."""
+    best = {k: (float("inf"), []) for k in fns}
+    keys = list(fns)
+    for r in range(repeats):
+        for k in keys[r % len(keys):] + keys[: r % len(keys)]:
+            t = time.perf_counter()
+            out = fns[k]()
+            best[k] = min(best[k], (time.perf_counter() - t, out), key=lambda x: x[0])
+    return best
 
 
 def wer(refs: list[str], hyps: list[str]) -> float:
@@ -106,8 +113,6 @@ def main() -> None:
         return lambda: [dec(lps[i].unsqueeze(0), None, 0.0)[0][0].text for i in ids]
 
     greedy = GreedyDecoder(tok)
-    t_greedy, h_greedy = timed(lambda: [greedy(lps[i].unsqueeze(0), None, 0.0)[0][0].text
-                                        for i in ids], a.repeats)
 
     # our tuned point: the grid, plus the decode.yaml's own point
     grid = [(base.lm_weight, base.word_score)] + list(itertools.product(alphas, betas))
@@ -116,8 +121,6 @@ def main() -> None:
         hyps = ours(dataclasses.replace(base, lm_weight=al, word_score=be))()
         ours_scores[(al, be)] = wer(refs, hyps)
     o_al, o_be = min(ours_scores, key=lambda k: (ours_scores[k], k != grid[0]))
-    t_ours, h_ours = timed(ours(dataclasses.replace(base, lm_weight=o_al, word_score=o_be)),
-                           a.repeats)
 
     labels = ["" if s == BLANK else (" " if s == SPACE else s) for s in tok.symbols]
     words = sorted({line.split()[0] for line in Path(base.lexicon).read_text().splitlines()
@@ -132,8 +135,18 @@ def main() -> None:
         peer_scores[(al, be)] = wer(refs, hyps)
     p_al, p_be = min(peer_scores, key=lambda k: peer_scores[k])
     peer = peers[(p_al, p_be)]
-    t_peer, h_peer = timed(lambda: [peer.decode(np_lps[i], beam_width=a.beam).upper()
-                                    for i in ids], a.repeats)
+    grid_cfgs = {}
+    for pair in filter(None, a.prune_grid.split(",")):
+        k, th = pair.split(":")
+        grid_cfgs[pair] = dataclasses.replace(base, lm_weight=o_al, word_score=o_be,
+                                              beam_size_token=int(k), beam_threshold=float(th))
+    times = timed({
+        "greedy": lambda: [greedy(lps[i].unsqueeze(0), None, 0.0)[0][0].text for i in ids],
+        "ours": ours(dataclasses.replace(base, lm_weight=o_al, word_score=o_be)),
+        "peer": lambda: [peer.decode(np_lps[i], beam_width=a.beam).upper() for i in ids],
+        **{pair: ours(cfg) for pair, cfg in grid_cfgs.items()}}, a.repeats)
+    (t_greedy, h_greedy), (t_ours, h_ours), (t_peer, h_peer) = (
+        times["greedy"], times["ours"], times["peer"])
 
     rows = [
         {"decoder": "greedy (ours)", "wer": wer(refs, h_greedy), "ms_per_audio_s": ms(t_greedy)},
@@ -145,13 +158,11 @@ def main() -> None:
                     f"default pruning: token_min_logp -5, beam_prune_logp -10)",
          "wer": wer(refs, h_peer), "ms_per_audio_s": ms(t_peer)},
     ]
-    for pair in filter(None, a.prune_grid.split(",")):
-        k, th = pair.split(":")
-        cfg = dataclasses.replace(base, lm_weight=o_al, word_score=o_be,
-                                  beam_size_token=int(k), beam_threshold=float(th))
-        t_k, h_k = timed(ours(cfg), a.repeats)
+    for pair, cfg in grid_cfgs.items():
+        t_k, h_k = times[pair]
         rows.append({"decoder": f"beam {a.beam} + lexicon + LM (ours, same LM weight and word "
-                                f"score; tokens per frame {int(k) or 'all'}, threshold {th})",
+                                f"score; tokens per frame {cfg.beam_size_token or 'all'}, "
+                                f"threshold {cfg.beam_threshold:g})",
                      "wer": wer(refs, h_k), "ms_per_audio_s": ms(t_k)})
     speedup = t_peer / t_ours
     print(f"# decoding: {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, "

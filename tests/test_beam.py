@@ -81,8 +81,10 @@ def test_lm_weight_changes_the_choice(lm_files):
 
 def test_nbest_is_distinct_and_sorted(lm_files):
     lexicon, lm = lm_files
-    for cfg in (BeamConfig(lexicon=lexicon, lm=lm, nbest=3, beam_size=20),
-                BeamConfig(nbest=4, beam_size=20)):
+    # N-best lists want a wide search: the default pruning (8 tokens, threshold 10) keeps
+    # only two distinct texts here.
+    wide = dict(beam_size=20, beam_size_token=0, beam_threshold=25.0)
+    for cfg in (BeamConfig(lexicon=lexicon, lm=lm, nbest=3, **wide), BeamConfig(nbest=4, **wide)):
         (nbest,) = BeamDecoder(TOK, cfg)(CAK_DOG, torch.tensor([11]), FRAME)
         texts = [h.text for h in nbest]
         assert len(texts) == cfg.nbest and len(set(texts)) == cfg.nbest, texts

@@ -113,3 +113,20 @@ def test_lstm_step_runs_and_the_step_loop_matches_nn_lstm():
     assert len(rows) == 4
     diff = float(r.stdout.strip().splitlines()[-1].rsplit(" ", 1)[1])
     assert diff < 1e-5
+
+
+def test_decode_benchmark_timings_take_turns_and_keep_each_best():
+    import decode as bench_decode  # bench/decode.py (pyctcdecode is imported in main only)
+
+    calls: list[str] = []
+
+    def pass_of(name):
+        def run():
+            calls.append(name)
+            return [name]
+        return run
+
+    best = bench_decode.timed({k: pass_of(k) for k in "abc"}, repeats=3)
+    assert calls == list("abc" "bca" "cab")  # each round starts one later
+    assert {k: v[1] for k, v in best.items()} == {"a": ["a"], "b": ["b"], "c": ["c"]}
+    assert all(0 <= v[0] < 1 for v in best.values())

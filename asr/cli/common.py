@@ -58,8 +58,8 @@ BEAM_FLAGS = {  # flag -> (BeamConfig field, type, help)
     "--lexicon": ("lexicon", str, "lexicon file (word t1 t2 ...); omit for lexicon-free search"),
     "--lm": ("lm", str, "n-gram LM, ARPA or KenLM binary (a word LM with --lexicon)"),
     "--beam-size": ("beam_size", int, "hypotheses kept per frame (default 50)"),
-    "--beam-size-token": ("beam_size_token", int, "tokens tried per frame (default all)"),
-    "--beam-threshold": ("beam_threshold", float, "prune this far below the best (default 25)"),
+    "--beam-size-token": ("beam_size_token", int, "tokens tried per frame, 0 for all (default 8)"),
+    "--beam-threshold": ("beam_threshold", float, "prune this far below the best (default 10)"),
     "--lm-weight": ("lm_weight", float, "LM weight (default 0.5)"),
     "--word-score": ("word_score", float, "score added per word (default 0)"),
     "--unk-score": ("unk_score", float, "score per out-of-lexicon word (default -inf: none)"),
@@ -77,7 +77,9 @@ def add_decoder_arguments(p: argparse.ArgumentParser, default: str = "auto") -> 
     g = p.add_argument_group("beam search (flashlight CTC decoder)")
     for flag, (dest, tp, help_) in BEAM_FLAGS.items():
         g.add_argument(flag, dest=dest, type=tp, default=None, help=help_)
-    g.add_argument("--nbest", type=int, default=None, help="hypotheses kept per utterance")
+    g.add_argument("--nbest", type=int, default=None,
+                   help="hypotheses kept per utterance (a long list wants a wider search: "
+                        "--beam-size-token 0 --beam-threshold 25)")
     g.add_argument("--ignore-decode-yaml", action="store_true",
                    help="do not read decode.yaml beside the model")
 
