@@ -113,7 +113,8 @@ class KaldiFbank:
 
     The window and the unwarped mel matrix (torchaudio's own ``get_mel_banks``) are built once
     instead of on every call, the pre-emphasis is one fused subtraction and the power spectrum
-    re^2 + im^2: 2.8x torchaudio's time for 2.5 s on one thread (``bench/features.py``). The
+    re^2 + im^2: 1.75-2.1x the speed of torchaudio's call on the AN4 dev files, one thread, in
+    two runs of ``bench/features.py`` (docs/benchmarks.md, session 12). The
     values equal torchaudio's up to float32 rounding of the FFT, which shows only in the weakest
     bins (up to 2e-3 in log energy on AN4's lowest mel bin; tests/test_features.py).
     """

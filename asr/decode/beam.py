@@ -165,11 +165,7 @@ class BeamDecoder:
                     Path(lm_dict).write_text("".join(f"{s}\n" for s in symbols), encoding="utf-8")
                 self._decoder = ctc_decoder(
                     lexicon=cfg.lexicon or None, tokens=list(symbols), lm=cfg.lm or None,
-                    lm_dict=lm_dict,
-                    # torchaudio turns every returned hypothesis into Python lists and
-                    # tensors; one best needs one (the first is always distinct), more need
-                    # the whole beam to find distinct texts among equal-text alignments.
-                    nbest=1 if cfg.nbest == 1 else cfg.beam_size, beam_size=cfg.beam_size,
+                    lm_dict=lm_dict, beam_size=cfg.beam_size,
                     beam_size_token=cfg.beam_size_token or None,
                     beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
                     word_score=cfg.word_score, unk_score=cfg.unk_score, sil_score=cfg.sil_score,
@@ -184,6 +180,12 @@ class BeamDecoder:
         # Lexicon spellings end in the separator, but the model is trained without one after
         # the last word: one closing separator frame lets that word complete.
         self._pad_silence = bool(cfg.lexicon) and symbols[self._silence] != BLANK
+        self._pad = torch.full((1, len(symbols)), -1e4)
+        self._pad[0, self._silence] = 0.0
+        # flashlight's own decoder: searched and read directly, since torchaudio's call turns
+        # each of the beam's final hypotheses into tensors in Python (a third of the time of a
+        # pruned search on AN4; docs/benchmarks.md)
+        self._fl = self._decoder.decoder
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor | None = None,
                  frame_seconds: float = 0.0) -> list[list[Hypothesis]]:
@@ -225,26 +227,38 @@ class BeamDecoder:
         return OnlineBeam(self)
 
     def _search(self, em: torch.Tensor) -> list:
-        """torchaudio's ``CTCHypothesis`` list for one utterance's (T', V) emissions."""
+        """flashlight's final ``DecodeResult`` list for one utterance's (T', V) emissions, best
+        first (as torchaudio's call, without turning each into tensors). Not
+        ``get_best_hypothesis``: that one backs up to the last completed word."""
         if em.shape[0] == 0:
             return []
+        em = em.contiguous()
+        d = self._fl
+        d.decode_begin()
+        d.decode_step(em.data_ptr(), em.shape[0], em.shape[1])
         if self._pad_silence:
-            pad = torch.full((1, em.shape[1]), -1e4)
-            pad[0, self._silence] = 0.0
-            em = torch.cat([em, pad])
-        return self._decoder(em.unsqueeze(0).contiguous())[0]
+            d.decode_step(self._pad.data_ptr(), 1, em.shape[1])
+        d.decode_end()
+        return d.get_all_final_hypothesis()
 
     def _hypothesis(self, r, lp: torch.Tensor, frame_seconds: float) -> Hypothesis:
-        # ``timesteps`` count flashlight's leading silence entry as step 0, so frame = step - 1;
-        # that leading silence, the trailing one and a padded closing frame are not tokens. (A
-        # separator "|" at frame 0 merges with the leading silence in torchaudio's collapse and
-        # is not listed: it starts no word, so text and words are unaffected.)
-        tokens, steps = [], []
-        for tok, step in zip(r.tokens.tolist(), r.timesteps.tolist()):
-            if 1 <= step <= lp.shape[0] and tok != 0:
-                tokens.append(int(tok))
-                steps.append(int(step) - 1)
-        text = " ".join(r.words) if self.cfg.lexicon else self.tokenizer.decode(tokens)
+        """A flashlight ``DecodeResult`` as a Hypothesis. Its ``tokens`` hold one token per
+        step, step 0 being flashlight's leading silence (so frame = step - 1); a token starts
+        where it differs from the step before and is not the blank, as torchaudio collapses
+        them. The leading silence, the trailing one and a padded closing frame are not tokens.
+        (A separator "|" at frame 0 merges with the leading silence and is not listed: it
+        starts no word, so text and words are unaffected.)"""
+        tokens, steps, prev, last = [], [], -1, lp.shape[0]
+        for step, tok in enumerate(r.tokens):
+            if tok != prev and tok != 0 and 1 <= step <= last:
+                tokens.append(tok)
+                steps.append(step - 1)
+            prev = tok
+        if self.cfg.lexicon:
+            entry = self._decoder.word_dict.get_entry
+            text = " ".join(entry(w) for w in r.words if w >= 0)
+        else:
+            text = self.tokenizer.decode(tokens)
         words = word_timings(lp, tokens, self.tokenizer, frame_seconds) \
             if frame_seconds > 0 and tokens else []
         return Hypothesis(text, tokens, steps, words, float(r.score))
@@ -255,12 +269,13 @@ class OnlineBeam:
 
     def __init__(self, dec: BeamDecoder):
         self.dec, self.frames = dec, 0
-        dec._decoder.decode_begin()
+        dec._fl.decode_begin()
 
     def step(self, log_probs: torch.Tensor) -> None:
         """Search on over (T', V) more log-probs."""
         if log_probs.shape[0]:
-            self.dec._decoder.decode_step(log_probs.detach().float().cpu().contiguous())
+            em = log_probs.detach().float().cpu().contiguous()
+            self.dec._fl.decode_step(em.data_ptr(), em.shape[0], em.shape[1])
             self.frames += log_probs.shape[0]
 
     def partial(self) -> str:
@@ -268,21 +283,24 @@ class OnlineBeam:
         d = self.dec
         if not self.frames:
             return ""
-        r = d._decoder._to_hypo([d._decoder.decoder.get_best_hypothesis(0)])[0]
+        r = d._fl.get_best_hypothesis(0)
         if d.cfg.lexicon:
-            return " ".join(r.words)
-        return d.tokenizer.decode([int(t) for t in r.tokens.tolist() if t != 0])
+            return " ".join(d._decoder.word_dict.get_entry(w) for w in r.words if w >= 0)
+        prev, tokens = -1, []
+        for tok in r.tokens:
+            if tok != prev and tok != 0:
+                tokens.append(tok)
+            prev = tok
+        return d.tokenizer.decode(tokens)
 
     def finish(self, log_probs: torch.Tensor, frame_seconds: float = 0.0) -> Hypothesis:
         """End the search; ``log_probs``: all the utterance's (T', V) frames (for word times)."""
         d = self.dec
         if d._pad_silence and self.frames:
-            pad = torch.full((1, log_probs.shape[1]), -1e4)
-            pad[0, d._silence] = 0.0
-            d._decoder.decode_step(pad)
-        d._decoder.decode_end()
+            d._fl.decode_step(d._pad.data_ptr(), 1, d._pad.shape[1])
+        d._fl.decode_end()
         if not self.frames:
             return Hypothesis("", [], [], [], 0.0)
-        results = d._decoder.get_final_hypothesis()
+        results = d._fl.get_all_final_hypothesis()
         return d._hypothesis(results[0], log_probs, frame_seconds) if results \
             else Hypothesis("", [], [], [], 0.0)
