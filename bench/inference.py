@@ -8,8 +8,10 @@ measures the model load time and the real-time factor of decoding each utterance
 reading and resampling the audio is done once beforehand and is not counted. The time is the
 best of ``--repeats`` passes over all utterances, after one warm-up utterance. Also reported:
 each backend's greedy WER, whether fp32 ONNX gives PyTorch's greedy text on every utterance and
-the max |log-prob difference| on valid frames, and a same-process 1-thread fp32 GEMM figure
-(``torch.mm`` of two n x n matrices) to compare machines.
+the max |log-prob difference| on valid frames, a same-process 1-thread fp32 GEMM figure
+(``torch.mm`` of two n x n matrices) to compare machines, and for PyTorch on one thread the
+time inside the recurrent modules (one more pass, timed around each ``nn.LSTM``/``nn.GRU``
+call): the floor of its real-time factor while those kernels stay as they are.
 
     python bench/inference.py MODEL.pt MANIFEST [--max-utts 200] [--repeats 3] [--json out.json]
 """
@@ -42,8 +44,34 @@ def native_bf16() -> bool:
     return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
+def recurrent_seconds(rec, decode, waves: list[torch.Tensor]) -> tuple[float, float]:
+    """One more pass over ``waves`` with a clock around every recurrent module's forward
+    (``nn.LSTM``/``nn.GRU``/``nn.RNN``): (seconds inside them, the pass's wall seconds). That
+    part of the real-time factor stays while PyTorch's recurrent kernels stay as they are."""
+    inside, started = [0.0], [0.0]
+
+    def pre(*_):
+        started[0] = time.perf_counter()
+
+    def post(*_):
+        inside[0] += time.perf_counter() - started[0]
+
+    mods = [m for m in rec.model.modules() if isinstance(m, torch.nn.RNNBase)]
+    hooks = [h for m in mods for h in (m.register_forward_pre_hook(pre),
+                                        m.register_forward_hook(post))]
+    try:
+        t = time.perf_counter()
+        for w in waves:
+            decode(w)
+        return inside[0], time.perf_counter() - t
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def run(model: Path, waves: list[torch.Tensor], threads: int, bf16: bool, repeats: int) -> dict:
-    """Load ``model`` with ``threads`` threads and decode every wave ``repeats`` times."""
+    """Load ``model`` with ``threads`` threads and decode every wave ``repeats`` times (and,
+    for a PyTorch model on one thread, once more to time its recurrent layers alone)."""
     torch.set_num_threads(threads)  # ONNX Runtime sessions follow it at load time
     t = time.perf_counter()
     rec = load_model(model)
@@ -63,8 +91,10 @@ def run(model: Path, waves: list[torch.Tensor], threads: int, bf16: bool, repeat
             t = time.perf_counter()
             out = [decode(w) for w in waves]
             best = min(best, time.perf_counter() - t)
+        layers = recurrent_seconds(rec, decode, waves) \
+            if threads == 1 and Path(model).suffix != ".onnx" else None
     return {"load_s": load_s, "seconds": best, "log_probs": [lp for lp, _ in out],
-            "texts": [text for _, text in out]}
+            "texts": [text for _, text in out], "recurrent": layers}
 
 
 def features_seconds(model: Path, waves: list[torch.Tensor], threads: int) -> float:
@@ -113,6 +143,10 @@ def main() -> None:
                 results.append({"backend": name, "threads": threads, "load_s": r["load_s"],
                                 "seconds": r["seconds"], "rtf": r["seconds"] / audio,
                                 "wer": words.rate, "_lp": r["log_probs"], "_texts": r["texts"]})
+                if r["recurrent"]:
+                    inside, wall = r["recurrent"]
+                    info[f"recurrent_layers_{name}"] = {
+                        "seconds": inside, "rtf": inside / audio, "share_of_pass": inside / wall}
             info[f"features_seconds_{threads}_threads"] = features_seconds(a.model, waves, threads)
         info["int8_float_ops"] = float_ops(files["int8"][1].ops)
         info["sizes_bytes"] = {"pt": a.model.stat().st_size,
@@ -153,6 +187,11 @@ def main() -> None:
     print(f"features alone (s): " + ", ".join(f"{k.split('_')[2]} thread(s) {v:.3f}"
                                               for k, v in info.items()
                                               if k.startswith("features_seconds")))
+    for k, v in info.items():
+        if k.startswith("recurrent_layers_"):
+            print(f"{k[len('recurrent_layers_'):]}, 1 thread: the recurrent layers alone "
+                  f"(PyTorch's nn.LSTM/GRU/RNN calls, one more pass) take RTF {v['rtf']:.4f}, "
+                  f"{100 * v['share_of_pass']:.0f}% of that pass")
     print(f"file sizes (bytes): {info['sizes_bytes']}; int8 graph's float32 weight ops: "
           f"{info['int8_float_ops'] or 'none'}")
     print(f"1-thread fp32 GEMM ({a.gemm_n}^3): {info['gemm_gflops_1_thread']:.1f} GFLOP/s; "

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import make_tone_corpus
 
@@ -130,3 +132,32 @@ def test_decode_benchmark_timings_take_turns_and_keep_each_best():
     assert calls == list("abc" "bca" "cab")  # each round starts one later
     assert {k: v[1] for k, v in best.items()} == {"a": ["a"], "b": ["b"], "c": ["c"]}
     assert all(0 <= v[0] < 1 for v in best.values())
+
+
+def test_inference_benchmark_clocks_the_recurrent_modules_alone():
+    import inference as bench_inference  # bench/inference.py
+
+    from asr.config import load_config
+    from asr.inference import Recognizer
+    from asr.tokenizer import CharTokenizer
+
+    torch.manual_seed(0)
+    cfg = load_config(None, ["model.hidden=8", "model.layers=2", "features.n_mels=20"])
+    dim = cfg.features.dim
+    rec = Recognizer(cfg, CharTokenizer.build(["AB C"]),
+                     {"mean": torch.zeros(dim), "std": torch.ones(dim)})
+    waves = [torch.randn(8000), torch.randn(12000)]
+    rnns = [m for m in rec.model.modules() if isinstance(m, torch.nn.RNNBase)]
+    calls = []
+
+    def decode(w):
+        calls.append(len(w))
+        rec.forward_waves([w])
+
+    # a recurrent module made slow on purpose: its time is counted inside, the rest is not
+    slow = rnns[0].forward
+    rnns[0].forward = lambda *a, **k: (time.sleep(0.05), slow(*a, **k))[1]
+    inside, wall = bench_inference.recurrent_seconds(rec, decode, waves)
+    assert calls == [8000, 12000]
+    assert 0.1 <= inside <= wall
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in rnns)  # hooks gone
