@@ -59,9 +59,9 @@ class DataConfig:
     trim_ms: float = 0.0
     pad_ms: float = 0.0
     # Vocal tract length perturbation (Jaitly & Hinton 2013): each training utterance's Kaldi
-    # fbank bins are warped by a factor drawn uniformly from vtlp = [low, high] (Kaldi's
-    # piecewise-linear VTLN warp); [] turns it off. Decoding then searches each test speaker's
-    # warp in the same range (asr.adapt).
+    # fbank bins are warped by a factor drawn uniformly from vtlp = [low, high] in steps of
+    # 0.001 (Kaldi's piecewise-linear VTLN warp); [] turns it off. Decoding then searches each
+    # test speaker's warp in the same range (asr.adapt).
     vtlp: list[float] = field(default_factory=list)
     cache_features: bool = True
     # Batches prepared ahead in a background thread while the model trains (0: on the

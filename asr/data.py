@@ -197,7 +197,8 @@ def draw_wave_aug(dcfg: DataConfig, sample_rate: int, gen: torch.Generator) -> W
     aug.pad = (int(pad[0] * dcfg.pad_ms * per_ms), int(pad[1] * dcfg.pad_ms * per_ms))
     if dcfg.vtlp:  # drawn last: the draws above are those of a config without it
         lo, hi = dcfg.vtlp
-        aug.warp = lo + (hi - lo) * float(torch.rand(1, generator=gen))
+        # on a grid of 0.001 steps, so that the fbank builds each warped mel matrix once
+        aug.warp = round(lo + (hi - lo) * float(torch.rand(1, generator=gen)), 3)
     return aug
 
 

@@ -116,6 +116,34 @@ def test_kaldi_fbank_is_torchaudios_with_vtln_warps(rate, n_mels, warp):
         assert torch.equal(FeatureExtractor(cfg)(y), ours)
 
 
+def test_kaldi_fbank_builds_each_warped_mel_matrix_once(monkeypatch):
+    """VTLP draws its warps from a 0.001 grid and KaldiFbank keeps each warp's mel matrix:
+    the second utterance at a warp reuses it and gets the same features as a fresh extractor."""
+    import asr.features as F
+    from asr.config import DataConfig
+    from asr.data import draw_wave_aug
+
+    gen = torch.Generator().manual_seed(0)
+    warps = {draw_wave_aug(DataConfig(vtlp=[0.9, 1.1]), 16000, gen).warp for _ in range(500)}
+    assert all(0.9 <= w <= 1.1 and abs(w * 1000 - round(w * 1000)) < 1e-6 for w in warps)
+    assert 100 < len(warps) <= 201  # the grid, well covered
+
+    cfg = FeatureConfig(kind="fbank", n_mels=80)
+    fb = F.KaldiFbank(cfg)
+    built = []
+    real = F.kaldi.get_mel_banks
+    monkeypatch.setattr(F.kaldi, "get_mel_banks", lambda *a: built.append(a[-1]) or real(*a))
+    y = torch.from_numpy(_wave(0.5)) * 32768.0
+    first, again, other = fb(y, 0.937), fb(y, 0.937), fb(y, 1.05)
+    assert built == [0.937, 1.05]
+    assert torch.equal(first, again) and torch.equal(first, F.KaldiFbank(cfg)(y, 0.937))
+    assert not torch.equal(first, other)
+    monkeypatch.setattr(F, "MAX_WARPS", len(fb.warped))  # full: new warps are built each time
+    built.clear()
+    fb(y, 1.06), fb(y, 1.06)
+    assert built == [1.06, 1.06] and 1.06 not in fb.warped
+
+
 def test_fbank_is_not_computed_on_unit_scale():
     # int16 scaling shifts every log-energy by 2*log(32768): a unit-scale fbank would fail this
     y = _wave(0.3)

@@ -186,7 +186,8 @@ def test_vtlp_draws_a_warp_per_training_utterance() -> None:
 
     dcfg = DataConfig(vtlp=[0.9, 1.1])
     warps = [draw_wave_aug(dcfg, 16000, torch.Generator().manual_seed(s)).warp for s in range(50)]
-    assert all(0.9 <= w <= 1.1 for w in warps) and len(set(warps)) == 50
+    # on a grid of 0.001 steps (201 values), so a few of 50 draws coincide
+    assert all(0.9 <= w <= 1.1 for w in warps) and len(set(warps)) >= 40
     assert min(warps) < 0.95 and max(warps) > 1.05
     # a config without it draws exactly what it drew before (the warp is drawn last)
     plain = DataConfig(noise_snr=[5, 20], noise_prob=1.0)
