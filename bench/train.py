@@ -3,7 +3,10 @@ throughput of the same machine measured in the same process.
 
 A :class:`asr.train.Trainer` is built exactly as ``asr train`` builds it (manifests, tokenizer,
 CMVN, bucketing sampler, speed perturbation, VTLP, SpecAugment, autocast dtype, AdamW, LR
-schedule). One epoch of its batches is then run step by step with each part timed on its own:
+schedule). One epoch of its batches is then run step by step with each part timed on its own
+(by default epoch 2, after the batches of epoch 1 were prepared once without training: from
+then on ``asr train`` holds each utterance's speed-perturbed audio and each VTLP warp's mel
+matrix, so epoch 2 stands for the 119 epochs after the first; ``--epoch 1`` times the first):
 
 - data: the training thread's wait for the next batch (audio read, speed perturbation,
   features, augmentation, padding; with ``data.prefetch`` > 0 prepared ahead in a background
@@ -21,7 +24,8 @@ same thread count, measured before and after the steps (the lower of the two is 
 a busy machine lowers both).
 
     python bench/train.py --train data/an4_train.jsonl --dev data/an4_dev.jsonl \\
-        [--config recipes/an4/conf/train.yaml] [--warmup 3] [--max-steps 0] [--json out.json] \\
+        [--config recipes/an4/conf/train.yaml] [--epoch 2] [--warmup 3] [--max-steps 0] \\
+        [--json out.json] \\
         [KEY=VALUE ...]
 """
 
@@ -89,8 +93,11 @@ class Timed:
             self.seconds += time.perf_counter() - t
 
 
-def run_steps(tr: Trainer, warmup: int, max_steps: int) -> dict:
+def run_steps(tr: Trainer, warmup: int, max_steps: int, epoch: int = 1) -> dict:
     cfg, model = tr.cfg, tr.model
+    for e in range(1, epoch):  # the earlier epochs' data, as asr train would have read it
+        for _ in train_batches(tr.examples, tr.source, cfg.data, cfg.specaug, cfg.train.seed, e):
+            pass
     source = Timed(tr.source)
     model.train()
     enc_pf, head_pf = forward_flops_per_frame(model)
@@ -99,7 +106,7 @@ def run_steps(tr: Trainer, warmup: int, max_steps: int) -> dict:
     dtype = tr.amp_dtype or torch.float32
     tot = dict(data=0.0, features=0.0, forward=0.0, backward=0.0, optimiser=0.0, steps=0,
                audio_s=0.0, padded_frames=0, real_frames=0, batches=0)
-    it = prefetch(train_batches(tr.examples, source, cfg.data, cfg.specaug, cfg.train.seed, 1),
+    it = prefetch(train_batches(tr.examples, source, cfg.data, cfg.specaug, cfg.train.seed, epoch),
                   cfg.data.prefetch)
     while True:
         feat0 = source.seconds
@@ -152,7 +159,9 @@ def main() -> None:
     ap.add_argument("--dev", required=True)
     ap.add_argument("--config", default=str(Path(__file__).parents[1] / "recipes/an4/conf/train.yaml"))
     ap.add_argument("--warmup", type=int, default=3, help="first batches run but not counted")
-    ap.add_argument("--max-steps", type=int, default=0, help="0: the whole first epoch")
+    ap.add_argument("--max-steps", type=int, default=0, help="0: the whole epoch")
+    ap.add_argument("--epoch", type=int, default=2,
+                    help="the epoch whose batches are timed (earlier ones: data only)")
     ap.add_argument("--gemm-n", type=int, default=2048)
     ap.add_argument("--json", default=None)
     ap.add_argument("overrides", nargs="*")
@@ -165,7 +174,7 @@ def main() -> None:
         dtype = tr.amp_dtype or torch.float32
         g_before = gemm_flops(a.gemm_n, dtype)
         g32 = gemm_flops(a.gemm_n) if dtype != torch.float32 else g_before
-        r = run_steps(tr, a.warmup, a.max_steps)
+        r = run_steps(tr, a.warmup, a.max_steps, a.epoch)
         g_after = gemm_flops(a.gemm_n, dtype)
     step_s = r["data"] + r["forward"] + r["backward"] + r["optimiser"]
     compute_s = r["forward"] + r["backward"]
@@ -174,7 +183,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, nproc {os.cpu_count()}",
         "commit": commit(), "torch": torch.__version__, "threads": threads,
         "config": a.config, "overrides": a.overrides, "dtype": r["dtype"],
-        "steps": r["steps"], "audio_s": r["audio_s"], "seconds": step_s,
+        "epoch": a.epoch, "steps": r["steps"], "audio_s": r["audio_s"], "seconds": step_s,
         "audio_s_per_s": r["audio_s"] / step_s,
         "gemm_flops": gemm, "gemm_flops_before": g_before, "gemm_flops_after": g_after,
         "gemm_fp32_flops": g32,
@@ -189,7 +198,8 @@ def main() -> None:
     res["ratio_compute_only"] = r["train_flops_executed"] / compute_s / gemm
     print(f"# training step benchmark: {res['machine']}, commit {res['commit']}, torch "
           f"{res['torch']}, {threads} threads, {res['dtype']}")
-    print(f"{r['steps']} steps of epoch 1 ({r['audio_s']:.0f} s of audio) in {step_s:.1f} s: "
+    print(f"{r['steps']} steps of epoch {a.epoch} ({r['audio_s']:.0f} s of audio) in "
+          f"{step_s:.1f} s: "
           f"{res['audio_s_per_s']:.0f} audio-s/s")
     print("| quantity | value |\n|---|---|")
     print(f"| GEMM {res['dtype']} {a.gemm_n}^3 (before / after) | {g_before / 1e9:.0f} / "
