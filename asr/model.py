@@ -7,6 +7,7 @@ decoders and optimiser live elsewhere.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +68,25 @@ def reverse_index(lens: torch.Tensor, T: int) -> torch.Tensor:
     return torch.where(t < L, L - 1 - t, t)
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper CPU mask than PyTorch's: CPU random numbers come one
+    Mersenne-Twister draw at a time, so the mask takes 16 bits per element out of 48-bit draws
+    (three elements a draw) instead of a draw per element. On the AN4 default shape
+    (24 x 100 x 512) forward + backward went 16.0 -> 7.0 ms, and PyTorch's dropout mask was 8%
+    of a training step (``aten::bernoulli_`` in a torch profile). The drop probability is
+    ``p`` rounded to 1/65536. On other devices (fused kernels there) it is ``nn.Dropout``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return super().forward(x)
+        n = x.numel()
+        draws = torch.randint(0, 2**48, ((n + 2) // 3,), dtype=torch.int64)
+        # each int64 holds four int16 fields; the most significant one is always 0
+        low3 = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
+        keep = draws.view(torch.int16).view(-1, 4)[:, low3] >= round(self.p * 65536) - 32768
+        return (x * keep.view(-1)[:n].view(x.shape)).mul_(1.0 / (1.0 - self.p))
+
+
 class FrameStack(nn.Module):
     """Concatenate ``factor`` consecutive frames: (B, T, F) -> (B, ceil(T/factor), F*factor)."""
 
@@ -120,7 +140,7 @@ class CTCModel(nn.Module):
             self.projs.append(nn.Linear(dim, cfg.proj) if cfg.proj else nn.Identity())
             dim = cfg.proj or dim
             self.norms.append(nn.LayerNorm(dim) if cfg.layer_norm else nn.Identity())
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.head = nn.Linear(dim, vocab_size)
         self.reset_recurrent_parameters()
 

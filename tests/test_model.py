@@ -133,3 +133,32 @@ def test_overfits_one_batch():
 def test_model_config_rejects_bad_values(kw):
     with pytest.raises(ValueError):
         ModelConfig(**kw)
+
+
+def test_cpu_dropout_mask_is_fair_independent_and_scaled():
+    """asr.model.Dropout (three 16-bit mask fields per 48-bit random draw): each element is
+    dropped with probability p independently of its neighbours, kept ones are scaled by
+    1/(1-p), gradients follow the mask, and eval mode or p=0 passes the input through."""
+    from asr.model import Dropout
+
+    torch.manual_seed(0)
+    x = torch.rand(24, 100, 513) + 0.5  # no zeros of its own; numel not a multiple of 3
+    for p in (0.2, 0.5):
+        drop = Dropout(p).train()
+        xr = x.clone().requires_grad_()
+        y = drop(xr)
+        keep = y != 0
+        assert abs(keep.float().mean().item() - (1 - p)) < 0.005
+        torch.testing.assert_close(y[keep], x[keep] / (1 - p))
+        k = keep.flatten().float()
+        for lag in (1, 2, 3, 4):  # neighbours within a draw and across draws
+            both = (k[:-lag] * k[lag:]).mean().item()
+            assert abs(both - (1 - p) ** 2) < 0.005, (p, lag, both)
+        y.sum().backward()
+        torch.testing.assert_close(xr.grad, keep.float() / (1 - p))
+        torch.manual_seed(1)
+        a = drop(x)
+        torch.manual_seed(1)
+        assert torch.equal(a, drop(x))  # the global generator's seed decides the mask
+        assert torch.equal(Dropout(p).eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
