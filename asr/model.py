@@ -79,12 +79,15 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0 or x.device.type != "cpu":
             return super().forward(x)
+        k = round(self.p * 65536)  # elements dropped per 65536
+        if k >= 65536:
+            return x * 0.0
         n = x.numel()
         draws = torch.randint(0, 2**48, ((n + 2) // 3,), dtype=torch.int64)
         # each int64 holds four int16 fields; the most significant one is always 0
         low3 = slice(0, 3) if sys.byteorder == "little" else slice(1, 4)
-        keep = draws.view(torch.int16).view(-1, 4)[:, low3] >= round(self.p * 65536) - 32768
-        return (x * keep.view(-1)[:n].view(x.shape)).mul_(1.0 / (1.0 - self.p))
+        keep = draws.view(torch.int16).view(-1, 4)[:, low3] >= k - 32768
+        return (x * keep.view(-1)[:n].view(x.shape)).mul_(65536.0 / (65536 - k))
 
 
 class FrameStack(nn.Module):

@@ -269,3 +269,45 @@ def test_word_model_decodes_lexicon_free_with_a_word_lm(tmp_path):
     raw = ctc_decoder(lexicon=str(tmp_path / "lex.txt"), tokens=S, lm=None, nbest=1,
                       beam_size=10, blank_token=BLANK, sil_token=BLANK, unk_word="<unk>")
     assert len(raw(lp)[0][0].words) == 3  # e.g. CAT COT DOG
+
+
+def test_hypotheses_are_torchaudios_own(lm_files):
+    """BeamDecoder drives flashlight's decoder and reads its results itself: the texts,
+    tokens, token frames (flashlight's step - 1) and scores equal what torchaudio's own
+    ctc_decoder call returns for the same search, best first, in each mode."""
+    from torchaudio.models.decoder import ctc_decoder
+
+    lexicon, lm = lm_files
+    # random log-probs: no two hypotheses tie (flashlight orders equal scores by memory
+    # address, so two decoders may list tied ones differently)
+    lp = (3 * torch.randn(1, 14, len(TOK.symbols), generator=torch.Generator().manual_seed(5))
+          ).log_softmax(-1)
+    wide = dict(beam_size=20, beam_size_token=0, beam_threshold=25.0)
+    for cfg in (BeamConfig(lexicon=lexicon, lm=lm, nbest=3, **wide),
+                BeamConfig(nbest=4, **wide), BeamConfig(lexicon=lexicon, lm=lm)):
+        ours = BeamDecoder(TOK, cfg)(lp, None, FRAME)[0]
+        em = lp[0]
+        if cfg.lexicon:  # the closing separator frame BeamDecoder appends
+            pad = torch.full((1, em.shape[1]), -1e4)
+            pad[0, TOK.symbols.index("|")] = 0.0
+            em = torch.cat([em, pad])
+        ref = ctc_decoder(lexicon=cfg.lexicon or None, tokens=TOK.symbols, lm=cfg.lm or None,
+                          nbest=cfg.beam_size, beam_size=cfg.beam_size,
+                          beam_size_token=cfg.beam_size_token or None,
+                          beam_threshold=cfg.beam_threshold, lm_weight=cfg.lm_weight,
+                          sil_token="|", blank_token="<blank>",
+                          unk_word="<unk>")(em.unsqueeze(0).contiguous())[0]
+        n, seen, firsts = lp.shape[1], set(), []
+        for r in ref:  # ours keeps the first (best) hypothesis of each distinct text
+            keep = [(int(t), int(s) - 1) for t, s in zip(r.tokens, r.timesteps)
+                    if 1 <= s <= n and t != 0]
+            text = " ".join(r.words) if cfg.lexicon else TOK.decode([t for t, _ in keep])
+            if text not in seen:
+                seen.add(text)
+                firsts.append((text, keep, r.score))
+        assert len(ours) == min(cfg.nbest, len(firsts))
+        assert cfg.nbest == 1 or len(ours) >= 2  # the n-best settings compare several
+        assert len({sc for _, _, sc in firsts}) == len(firsts)
+        for h, (text, keep, score) in zip(ours, firsts):
+            assert h.text == text and h.score == pytest.approx(score)
+            assert h.tokens == [t for t, _ in keep] and h.timesteps == [s for _, s in keep]

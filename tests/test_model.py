@@ -162,3 +162,7 @@ def test_cpu_dropout_mask_is_fair_independent_and_scaled():
         assert torch.equal(a, drop(x))  # the global generator's seed decides the mask
         assert torch.equal(Dropout(p).eval()(x), x)
     assert torch.equal(Dropout(0.0).train()(x), x)
+    near_one = Dropout(1 - 1e-6).train()(x)  # p rounds to 1 in 1/65536: all dropped
+    assert torch.equal(near_one, torch.zeros_like(x))
+    m = CTCModel(ModelConfig(hidden=8, layers=2, dropout=0.2), in_dim=4, vocab_size=5)
+    assert type(m.dropout) is Dropout  # the model's dropout is this one

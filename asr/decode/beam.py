@@ -11,8 +11,11 @@ Tokens are the model's symbols in id order, so flashlight ids equal ours (blank 
 The silence token is the tokenizer's word separator, ``|`` for character models (lexicon spellings
 end in it, as ``Tokenizer.spell`` writes them); sentencepiece, phone and word models have none, and
 the blank stands in for it (fairseq's convention), so ``sil_score`` then applies to blanks between
-words. The search runs through torchaudio's public ``CTCDecoder`` call. Sentencepiece words
-are delimited by the ``▁`` mark of their first piece, in lexicon-free mode too.
+words. torchaudio's ``ctc_decoder`` builds the search (lexicon trie, LM, options); the search
+itself runs on the flashlight decoder it holds (``decoder``: ``decode_begin`` / ``decode_step`` /
+``decode_end``) and its results are read here, since torchaudio's call turns every final
+hypothesis of the beam into tensors in Python. Sentencepiece words are delimited by the ``▁``
+mark of their first piece, in lexicon-free mode too.
 
 Two details differ from calling ``ctc_decoder`` directly: character models are trained without a
 ``|`` after the last word, so in lexicon mode one closing ``|`` frame is appended (otherwise the
@@ -51,8 +54,8 @@ class BeamConfig:
             list wants a wider search (0 tokens = all, 25): the defaults keep fewer texts.
             The defaults (8 tokens, 10) were chosen on AN4 dev with two character models:
             every setting from (all, 25) down to (4, 10) gave the same WER, and (8, 10) is
-            5.4-6.5x faster than (all, 25); a threshold of 5 changed the result
-            (docs/benchmarks.md, ``bench/decode.py --prune-grid``).
+            6.3-6.5x faster than (all, 25) in interleaved runs; a threshold of 5 changed the
+            result (docs/benchmarks.md, ``bench/decode.py --prune-grid``).
         lm_weight: LM score multiplier. word_score: added per emitted word (insertion bonus).
         unk_score: added per out-of-lexicon word; -inf forbids them (lexicon mode only).
         sil_score: added per silence token.
@@ -180,12 +183,15 @@ class BeamDecoder:
         # Lexicon spellings end in the separator, but the model is trained without one after
         # the last word: one closing separator frame lets that word complete.
         self._pad_silence = bool(cfg.lexicon) and symbols[self._silence] != BLANK
-        self._pad = torch.full((1, len(symbols)), -1e4)
+        self._pad = torch.full((1, len(symbols)), -1e4, dtype=torch.float32)
         self._pad[0, self._silence] = 0.0
         # flashlight's own decoder: searched and read directly, since torchaudio's call turns
-        # each of the beam's final hypotheses into tensors in Python (a third of the time of a
-        # pruned search on AN4; docs/benchmarks.md)
-        self._fl = self._decoder.decoder
+        # each of the beam's final hypotheses into tensors in Python (306 -> 250 us per AN4
+        # utterance; docs/benchmarks.md, session 13)
+        self._fl = getattr(self._decoder, "decoder", None)
+        if self._fl is None or not hasattr(self._decoder, "word_dict"):
+            raise UserError("this torchaudio's ctc_decoder holds no flashlight decoder; "
+                            "install the torchaudio version setup.sh installs")
 
     def __call__(self, log_probs: torch.Tensor, lens: torch.Tensor | None = None,
                  frame_seconds: float = 0.0) -> list[list[Hypothesis]]:
@@ -273,6 +279,9 @@ class OnlineBeam:
 
     def step(self, log_probs: torch.Tensor) -> None:
         """Search on over (T', V) more log-probs."""
+        if log_probs.dim() != 2 or log_probs.shape[1] != self.dec._pad.shape[1]:
+            raise ValueError(f"log_probs must be (T, {self.dec._pad.shape[1]}), found "
+                             f"{tuple(log_probs.shape)}")
         if log_probs.shape[0]:
             em = log_probs.detach().float().cpu().contiguous()
             self.dec._fl.decode_step(em.data_ptr(), em.shape[0], em.shape[1])
