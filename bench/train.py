@@ -95,9 +95,10 @@ class Timed:
 
 def run_steps(tr: Trainer, warmup: int, max_steps: int, epoch: int = 1) -> dict:
     cfg, model = tr.cfg, tr.model
+    prepared = 0
     for e in range(1, epoch):  # the earlier epochs' data, as asr train would have read it
         for _ in train_batches(tr.examples, tr.source, cfg.data, cfg.specaug, cfg.train.seed, e):
-            pass
+            prepared += 1
     source = Timed(tr.source)
     model.train()
     enc_pf, head_pf = forward_flops_per_frame(model)
@@ -105,7 +106,7 @@ def run_steps(tr: Trainer, warmup: int, max_steps: int, epoch: int = 1) -> dict:
     layer, w = cfg.train.inter_ctc_layer, cfg.train.inter_ctc_weight
     dtype = tr.amp_dtype or torch.float32
     tot = dict(data=0.0, features=0.0, forward=0.0, backward=0.0, optimiser=0.0, steps=0,
-               audio_s=0.0, padded_frames=0, real_frames=0, batches=0)
+               audio_s=0.0, padded_frames=0, real_frames=0, batches=0, prepared=prepared)
     it = prefetch(train_batches(tr.examples, source, cfg.data, cfg.specaug, cfg.train.seed, epoch),
                   cfg.data.prefetch)
     while True:
@@ -183,7 +184,8 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, nproc {os.cpu_count()}",
         "commit": commit(), "torch": torch.__version__, "threads": threads,
         "config": a.config, "overrides": a.overrides, "dtype": r["dtype"],
-        "epoch": a.epoch, "steps": r["steps"], "audio_s": r["audio_s"], "seconds": step_s,
+        "epoch": a.epoch, "batches_prepared_before": r["prepared"],
+        "steps": r["steps"], "audio_s": r["audio_s"], "seconds": step_s,
         "audio_s_per_s": r["audio_s"] / step_s,
         "gemm_flops": gemm, "gemm_flops_before": g_before, "gemm_flops_after": g_after,
         "gemm_fp32_flops": g32,

@@ -48,6 +48,7 @@ def test_train_benchmark_shares_add_up(tmp_path: Path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["epoch"] == 2  # epoch 1's batches prepared first, as asr train has them by then
+    assert res["batches_prepared_before"] == 4
     assert res["steps"] == 3  # 4 batches of 2, the first one not counted
     assert abs(sum(res["shares"].values()) - 1) < 1e-6
     assert 0 <= res["padding_waste"] < 1 and res["ratio_executed"] > 0
