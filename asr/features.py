@@ -116,8 +116,8 @@ class KaldiFbank:
 
     The window and the unwarped mel matrix (torchaudio's own ``get_mel_banks``) are built once
     instead of on every call, the pre-emphasis is one fused subtraction and the power spectrum
-    re^2 + im^2: 1.75-2.1x the speed of torchaudio's call on the AN4 dev files, one thread, in
-    two runs of ``bench/features.py`` (docs/benchmarks.md, session 12). The
+    re^2 + im^2: 1.75-2.16x the speed of torchaudio's call on the AN4 dev files, one thread, in
+    three runs of ``bench/features.py`` (docs/benchmarks.md, sessions 12 and 13). The
     values equal torchaudio's up to float32 rounding of the FFT, which shows only in the weakest
     bins (up to 2e-3 in log energy on AN4's lowest mel bin; tests/test_features.py).
     """
@@ -154,12 +154,12 @@ class KaldiFbank:
         power.addcmul_(spec.imag, spec.imag)
         if warp == 1.0:
             banks = self.mel_t
-        elif warp in self.warped:
-            banks = self.warped[warp]
         else:
-            banks = self._banks(warp)
-            if len(self.warped) < MAX_WARPS:  # arbitrary warps from elsewhere stay uncached
-                self.warped[warp] = banks
+            banks = self.warped.get(warp)
+            if banks is None:
+                banks = self._banks(warp)
+                if len(self.warped) < MAX_WARPS:  # arbitrary warps from elsewhere: uncached
+                    self.warped[warp] = banks
         return torch.max(torch.mm(power, banks), self.eps).log_()  # (T, n_mels)
 
 

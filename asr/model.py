@@ -72,8 +72,9 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper CPU mask than PyTorch's: CPU random numbers come one
     Mersenne-Twister draw at a time, so the mask takes 16 bits per element out of 48-bit draws
     (three elements a draw) instead of a draw per element. On the AN4 default shape
-    (24 x 100 x 512) forward + backward went 16.0 -> 7.0 ms, and PyTorch's dropout mask was 8%
-    of a training step (``aten::bernoulli_`` in a torch profile). The drop probability is
+    (24 x 100 x 512) forward + backward went 16.0 -> 7.0 ms (a micro-benchmark, 2 threads), and
+    PyTorch's dropout mask was 8% of a training step's op time (``aten::bernoulli_`` in a torch
+    profile; docs/benchmarks.md, session 13). The drop probability is
     ``p`` rounded to 1/65536. On other devices (fused kernels there) it is ``nn.Dropout``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

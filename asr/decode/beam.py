@@ -131,6 +131,17 @@ def check_lexicon(path: str, symbols: list[str]) -> None:
         raise UserError(f"lexicon file is empty: {p}")
 
 
+def token_starts(frame_tokens: list[int]) -> list[tuple[int, int]]:
+    """``(step, token)`` where each non-blank token starts in flashlight's one-token-per-step
+    list (a token that differs from the step before), as torchaudio collapses it."""
+    out, prev = [], -1
+    for step, tok in enumerate(frame_tokens):
+        if tok != prev and tok != 0:
+            out.append((step, tok))
+        prev = tok
+    return out
+
+
 class BeamDecoder:
     """Beam-search CTC log-probs into n-best :class:`Hypothesis` lists.
 
@@ -254,20 +265,16 @@ class BeamDecoder:
         them. The leading silence, the trailing one and a padded closing frame are not tokens.
         (A separator "|" at frame 0 merges with the leading silence and is not listed: it
         starts no word, so text and words are unaffected.)"""
-        tokens, steps, prev, last = [], [], -1, lp.shape[0]
-        for step, tok in enumerate(r.tokens):
-            if tok != prev and tok != 0 and 1 <= step <= last:
-                tokens.append(tok)
-                steps.append(step - 1)
-            prev = tok
-        if self.cfg.lexicon:
-            entry = self._decoder.word_dict.get_entry
-            text = " ".join(entry(w) for w in r.words if w >= 0)
-        else:
-            text = self.tokenizer.decode(tokens)
+        starts = [(s, t) for s, t in token_starts(r.tokens) if 1 <= s <= lp.shape[0]]
+        tokens, steps = [t for _, t in starts], [s - 1 for s, _ in starts]
+        text = self._words(r) if self.cfg.lexicon else self.tokenizer.decode(tokens)
         words = word_timings(lp, tokens, self.tokenizer, frame_seconds) \
             if frame_seconds > 0 and tokens else []
         return Hypothesis(text, tokens, steps, words, float(r.score))
+
+    def _words(self, r) -> str:
+        """A lexicon search result's words, as text."""
+        return " ".join(self._decoder.word_dict.get_entry(w) for w in r.words if w >= 0)
 
 
 class OnlineBeam:
@@ -294,13 +301,8 @@ class OnlineBeam:
             return ""
         r = d._fl.get_best_hypothesis(0)
         if d.cfg.lexicon:
-            return " ".join(d._decoder.word_dict.get_entry(w) for w in r.words if w >= 0)
-        prev, tokens = -1, []
-        for tok in r.tokens:
-            if tok != prev and tok != 0:
-                tokens.append(tok)
-            prev = tok
-        return d.tokenizer.decode(tokens)
+            return d._words(r)
+        return d.tokenizer.decode([t for _, t in token_starts(r.tokens)])
 
     def finish(self, log_probs: torch.Tensor, frame_seconds: float = 0.0) -> Hypothesis:
         """End the search; ``log_probs``: all the utterance's (T', V) frames (for word times)."""
